@@ -1,0 +1,57 @@
+# Edge Metrics Server: `make run` serves on $(PORT), `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+# The suite runs on SQLite, then on PostgreSQL at TEST_DATABASE_URL, or at this address
+# when a server answers on 127.0.0.1:5432.
+LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: run test lint superuser token clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	exec $(BIN)/gunicorn -c edgeserver/gunicorn.conf.py
+
+test: $(VENV)/.installed-dev
+	@echo "== test suite on SQLite =="
+	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@url="$${TEST_DATABASE_URL:-}"; \
+	if [ -z "$$url" ] && $(BIN)/python -c 'import socket; socket.create_connection(("127.0.0.1", 5432), 2)' 2>/dev/null; then \
+	  url="$(LOCAL_POSTGRES_URL)"; \
+	fi; \
+	if [ -n "$$url" ]; then \
+	  echo "== test suite on PostgreSQL =="; \
+	  DATABASE_URL="$$url" $(BIN)/python -m pytest $(PYTEST_ARGS) || exit 1; \
+	elif [ "$${REQUIRE_POSTGRES:-}" = "1" ]; then \
+	  echo "REQUIRE_POSTGRES=1 but no PostgreSQL: set TEST_DATABASE_URL or start one on 127.0.0.1:5432" >&2; exit 1; \
+	else \
+	  echo "== PostgreSQL pass skipped: no TEST_DATABASE_URL and nothing on 127.0.0.1:5432 =="; \
+	fi
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+superuser: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createsuperuser
+
+token: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py create_api_token --name "$${NAME:-operator}"
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

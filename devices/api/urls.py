@@ -1,0 +1,32 @@
+"""Routes of the device API. A trailing slash is accepted on every route."""
+
+from django.urls import re_path
+
+from devices.api import views
+
+# A path segment; `.+?` on the config route lets a slash reach the id check (400, not 404).
+DEVICE = r"(?P<device_id>[^/]+)"
+
+urlpatterns = [
+    re_path(r"^config/?$", views.ConfigListView.as_view(), name="config-list"),
+    re_path(
+        rf"^config/{DEVICE}/history/?$", views.ConfigHistoryView.as_view(), name="config-history"
+    ),
+    re_path(
+        rf"^config/{DEVICE}/rollback/?$", views.ConfigRollbackView.as_view(), name="config-rollback"
+    ),
+    re_path(
+        r"^config/(?P<device_id>.+?)/?$", views.ConfigDetailView.as_view(), name="config-detail"
+    ),
+    re_path(
+        r"^d/(?P<path_token>[^/]+)/config/(?P<device_id>.+?)/?$",
+        views.ConfigDetailView.as_view(),
+        name="config-detail-token",
+    ),
+    re_path(r"^devices/?$", views.DeviceListView.as_view(), name="device-list"),
+    re_path(
+        rf"^devices/{DEVICE}/status/?$", views.DeviceStatusView.as_view(), name="device-status"
+    ),
+    re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
+    re_path(r"^metrics/summary/?$", views.SummaryView.as_view(), name="metrics-summary"),
+]

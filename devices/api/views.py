@@ -1,0 +1,257 @@
+"""Routes of the configuration API and the stored device status.
+
+Each view validates its input with a serializer, calls one service or selector and
+renders the contract's document; errors leave through the one error renderer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from devices import selectors, services
+from devices.api import serializers as s
+from devices.api.render import config_list_item, revision_item, status_item
+from devices.choices import DeviceStatus
+from devices.filtersets import DeviceFilterSet
+from edgeserver.api.errors import ApiError, device_not_found
+from edgeserver.api.permissions import DeviceRouteAccess, IsOperator
+from edgeserver.api.views import ERROR_RESPONSES, ApiView
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="ETag from GET /config/{id}; the write fails with 412 when it is stale",
+)
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="ETag of a config the caller has; 304 when it is still current",
+)
+
+DEVICE_FILTERS = [
+    OpenApiParameter("status", str, enum=[c.value for c in DeviceStatus]),
+    OpenApiParameter("device_type", str),
+    OpenApiParameter("q", str, description="Device id or IP address contains"),
+]
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    return {code: ERROR_RESPONSES.get(code, s.ErrorSerializer) for code in (400, 401, *codes)}
+
+
+class ConfigListView(ApiView):
+    @extend_schema(responses={200: s.ConfigListSerializer, 401: s.ErrorSerializer}, tags=["config"])
+    def get(self, request: Request) -> Response:
+        configs = [config_list_item(device) for device in selectors.device_list()]
+        return Response({"configs": configs, "total": len(configs)})
+
+
+class ConfigDetailView(ApiView):
+    """`GET`/`PUT` are the device routes; `POST`/`PATCH`/`DELETE` need an operator."""
+
+    def get_permissions(self) -> list:
+        if self.request.method in ("GET", "HEAD", "PUT", "OPTIONS"):
+            return [DeviceRouteAccess()]
+        return [IsOperator()]
+
+    def _if_match(self) -> str | None:
+        return self.request.headers.get("If-Match")
+
+    def _validated(self, serializer_class: type, *, partial: bool = False) -> dict[str, Any]:
+        serializer = serializer_class(
+            data=self.body(), partial=partial, context={"device_id": self.validated_device_id}
+        )
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(
+        parameters=[IF_NONE_MATCH],
+        responses={200: s.ConfigDocumentSerializer, 304: None, **_errors(403, 404)},
+        tags=["config"],
+        auth=[{"bearerAuth": []}, {}],
+    )
+    def get(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        device = selectors.device_get(device_id=device_id)
+        if device is None:
+            raise device_not_found(device_id, "No configuration available for this device")
+        headers = {"ETag": device.etag, "Cache-Control": "no-cache"}
+        if device.etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+            return Response(status=304, headers=headers)
+        return Response(device.config_document(), headers=headers)
+
+    @extend_schema(
+        request=s.DeviceConfigSerializer,
+        parameters=[IF_MATCH],
+        responses={200: s.UpsertResponseSerializer, **_errors(403, 412, 413)},
+        tags=["config"],
+        auth=[{"bearerAuth": []}, {}],
+    )
+    def put(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        data = self._validated(s.DeviceConfigSerializer)
+        result = services.device_upsert(
+            device_id=device_id,
+            data=data,
+            actor=self.actor(device_route=True),
+            if_match=self._if_match(),
+        )
+        return Response(
+            {
+                "status": "registered" if result.created else "updated",
+                "device_id": device_id,
+                "reload_triggered": result.reload_triggered,
+                "version": result.device.version,
+            },
+            headers={"ETag": result.device.etag},
+        )
+
+    @extend_schema(
+        request=s.DeviceCreateSerializer,
+        responses={201: s.CreateResponseSerializer, **_errors(403, 409, 413)},
+        tags=["config"],
+    )
+    def post(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        data = self._validated(s.DeviceCreateSerializer)
+        result = services.device_create(device_id=device_id, data=data, actor=self.actor())
+        return Response(
+            {
+                "status": "created",
+                "device_id": device_id,
+                "version": result.device.version,
+                "reload_triggered": result.reload_triggered,
+            },
+            status=201,
+            headers={"ETag": result.device.etag},
+        )
+
+    @extend_schema(
+        request=s.DeviceConfigSerializer,
+        parameters=[IF_MATCH],
+        responses={200: s.PatchResponseSerializer, **_errors(403, 404, 412, 413)},
+        tags=["config"],
+    )
+    def patch(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        data = self._validated(s.DeviceConfigSerializer, partial=True)
+        result = services.device_patch(
+            device_id=device_id, data=data, actor=self.actor(), if_match=self._if_match()
+        )
+        return Response(
+            {
+                "status": "patched",
+                "device_id": device_id,
+                "reload_triggered": result.reload_triggered,
+                "version": result.device.version,
+            },
+            headers={"ETag": result.device.etag},
+        )
+
+    @extend_schema(
+        parameters=[IF_MATCH],
+        responses={200: s.DeleteResponseSerializer, **_errors(403, 404, 412)},
+        tags=["config"],
+    )
+    def delete(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        services.device_delete(device_id=device_id, actor=self.actor(), if_match=self._if_match())
+        return Response({"status": "deleted", "device_id": device_id})
+
+
+class ConfigHistoryView(ApiView):
+    @extend_schema(responses={200: s.HistorySerializer, **_errors(404)}, tags=["config"])
+    def get(self, request: Request, device_id: str) -> Response:
+        revisions = [revision_item(r) for r in selectors.revision_list(device_id=device_id)]
+        if not revisions and selectors.device_get(device_id=device_id) is None:
+            raise device_not_found(device_id)
+        return Response({"device_id": device_id, "revisions": revisions, "total": len(revisions)})
+
+
+class ConfigRollbackView(ApiView):
+    @extend_schema(
+        request=s.RollbackSerializer,
+        parameters=[IF_MATCH],
+        responses={200: s.RollbackResponseSerializer, **_errors(404, 412, 413)},
+        tags=["config"],
+    )
+    def post(self, request: Request, device_id: str) -> Response:
+        serializer = s.RollbackSerializer(data=self.body())
+        serializer.is_valid(raise_exception=True)
+        version = serializer.validated_data["version"]
+        result = services.device_rollback(
+            device_id=device_id,
+            version=version,
+            actor=self.actor(),
+            if_match=request.headers.get("If-Match"),
+        )
+        return Response(
+            {
+                "status": "rolled_back" if result.changed else "unchanged",
+                "device_id": device_id,
+                "version": result.device.version,
+                "restored_version": version,
+                "reload_triggered": result.reload_triggered,
+            },
+            headers={"ETag": result.device.etag},
+        )
+
+
+class DeviceListView(ApiView):
+    @extend_schema(
+        parameters=DEVICE_FILTERS,
+        responses={200: s.DeviceListSerializer, **_errors()},
+        tags=["devices"],
+    )
+    def get(self, request: Request) -> Response:
+        filterset = DeviceFilterSet(request.query_params, queryset=selectors.device_list())
+        if not filterset.is_valid():
+            field, problems = next(iter(filterset.errors.items()))
+            raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
+        items = [status_item(device) for device in filterset.qs]
+        healthy = sum(1 for item in items if item["status"] == "healthy")
+        return Response(
+            {
+                "devices": items,
+                "total": len(items),
+                "healthy": healthy,
+                "unhealthy": len(items) - healthy,
+            }
+        )
+
+
+class DeviceStatusView(ApiView):
+    @extend_schema(responses={200: s.DeviceStatusItemSerializer, **_errors(404)}, tags=["devices"])
+    def get(self, request: Request, device_id: str) -> Response:
+        device = selectors.device_get_with_health(device_id=device_id)
+        if device is None:
+            raise device_not_found(device_id)
+        return Response(status_item(device))
+
+
+class DeviceDetailView(ApiView):
+    @extend_schema(
+        request=s.DeviceBasicSerializer,
+        responses={200: s.BasicUpdateResponseSerializer, **_errors(404, 413)},
+        tags=["devices"],
+    )
+    def patch(self, request: Request, device_id: str) -> Response:
+        serializer = s.DeviceBasicSerializer(data=self.body())
+        serializer.is_valid(raise_exception=True)
+        services.device_update_basic(
+            device_id=device_id, data=serializer.validated_data, actor=self.actor()
+        )
+        return Response(
+            {
+                "status": "updated",
+                "device_id": device_id,
+                "message": "Device basic information updated (reload not triggered)",
+            }
+        )
+
+
+class SummaryView(ApiView):
+    @extend_schema(responses={200: s.SummarySerializer, 401: s.ErrorSerializer}, tags=["devices"])
+    def get(self, request: Request) -> Response:
+        return Response(selectors.fleet_summary(list(selectors.device_list())))

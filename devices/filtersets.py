@@ -1,0 +1,30 @@
+"""Query filters of the device list (`GET /devices?status=...&device_type=...&q=...`)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from devices.choices import DeviceStatus
+from devices.models import Device
+
+
+class DeviceFilterSet(django_filters.FilterSet):
+    device_type = django_filters.CharFilter(field_name="device_type")
+    status = django_filters.ChoiceFilter(choices=DeviceStatus.choices, method="filter_status")
+    q = django_filters.CharFilter(method="filter_search", label="Device id or IP contains")
+
+    class Meta:
+        model = Device
+        fields = ["device_type", "status", "q"]
+
+    def filter_status(self, queryset: QuerySet[Device], name: str, value: str) -> QuerySet:
+        # A device without an address is unknown whatever was last observed.
+        if value == DeviceStatus.UNKNOWN:
+            return queryset.filter(
+                Q(ip_address="") | Q(health__isnull=True) | Q(health__status=value)
+            )
+        return queryset.exclude(ip_address="").filter(health__status=value)
+
+    def filter_search(self, queryset: QuerySet[Device], name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(device_id__icontains=value) | Q(ip_address__icontains=value))

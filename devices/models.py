@@ -1,0 +1,146 @@
+"""What the server stores about each device: its exporter config, its observed health,
+the history of its config and the credentials that may call the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from devices.choices import (
+    DEFAULT_PORT,
+    DEFAULT_RELOAD_PORT,
+    ChangeSource,
+    DeviceStatus,
+    RevisionAction,
+    TokenKind,
+)
+
+
+class Device(models.Model):
+    """One exporter's configuration; `GET /config/{id}` serves it (see `config_document`)."""
+
+    device_id = models.CharField(primary_key=True, max_length=253)
+    device_type = models.CharField(max_length=64, db_index=True)
+    ip_address = models.CharField(
+        max_length=45, blank=True, default="", help_text="IPv4 or IPv6 literal; empty when unknown"
+    )
+    port = models.PositiveIntegerField(default=DEFAULT_PORT, help_text="Prometheus metrics port")
+    reload_port = models.PositiveIntegerField(
+        default=DEFAULT_RELOAD_PORT, help_text="Management port: /health, /reload, /config"
+    )
+    enabled_metrics = models.JSONField(
+        null=True, blank=True, default=None, help_text="List of metric names; empty = all"
+    )
+    extra_config = models.JSONField(
+        default=dict, blank=True, help_text="Every other top-level key of the config"
+    )
+    version = models.PositiveIntegerField(
+        default=1, help_text="Revision number of the current config (the ETag)"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["device_id"]
+
+    def __str__(self) -> str:
+        return self.device_id
+
+    def config_document(self) -> dict[str, Any]:
+        """The body of `GET /config/{id}`: what the exporter loads as its running config."""
+        document: dict[str, Any] = {
+            "device_type": self.device_type,
+            "port": self.port,
+            "reload_port": self.reload_port,
+        }
+        if self.enabled_metrics:
+            document["enabled_metrics"] = self.enabled_metrics
+        document.update(self.extra_config)
+        return document
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+class DeviceHealth(models.Model):
+    """The latest observation of a device, written by the monitor, never by config writes."""
+
+    device = models.OneToOneField(
+        Device, primary_key=True, on_delete=models.CASCADE, related_name="health"
+    )
+    status = models.CharField(
+        max_length=16, choices=DeviceStatus.choices, default=DeviceStatus.UNKNOWN, db_index=True
+    )
+    error = models.TextField(blank=True, default="")
+    exporter_status = models.CharField(
+        max_length=32, blank=True, default="", help_text="The status the exporter reports itself"
+    )
+    last_checked = models.DateTimeField(null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, help_text="Last healthy answer")
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    observed_ip = models.CharField(max_length=45, blank=True, default="")
+    last_contact = models.DateTimeField(null=True, blank=True)
+    config_in_sync = models.BooleanField(null=True, blank=True)
+    drifted_keys = models.JSONField(default=list, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "device health"
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.status}"
+
+
+class DeviceRevision(models.Model):
+    """One change of a device's config, written in the same transaction as the change.
+
+    Kept by device id, not by foreign key, so the history outlives a deleted device.
+    """
+
+    device_id = models.CharField(max_length=253, db_index=True)
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=16, choices=RevisionAction.choices)
+    config = models.JSONField(help_text="The config as GET /config/{id} served it, plus ip_address")
+    actor = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["device_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["device_id", "version"], name="unique_device_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} v{self.version} ({self.action})"
+
+
+class ApiToken(models.Model):
+    """A bearer credential. Only its SHA-256 digest is stored; the token is shown once."""
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=TokenKind.choices)
+    device_id = models.CharField(
+        max_length=253, blank=True, default="", help_text="Device tokens: the only id they may use"
+    )
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a token")
+    digest = models.CharField(max_length=64, unique=True)
+    created_by = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        scope = f" for {self.device_id}" if self.kind == TokenKind.DEVICE else ""
+        return f"{self.name} ({self.kind}{scope}, {self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,117 @@
+"""Credentials: operator and device bearer tokens, who they belong to and what they may do."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from devices.choices import TokenKind
+from devices.models import ApiToken
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "ems_"  # noqa: S105 - a marker, not a secret
+# Writing last_used_at on every request would make every read a write; a minute is enough
+# to tell a live token from a forgotten one.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who presented a credential. `kind` is operator, device or enrollment."""
+
+    kind: str
+    name: str
+    device_id: str = ""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_anonymous = False
+
+    @property
+    def username(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def get_username(self) -> str:
+        return self.username
+
+    @property
+    def is_operator(self) -> bool:
+        return self.kind == TokenKind.OPERATOR
+
+    def may_act_as_device(self, device_id: str) -> bool:
+        """Whether this credential may use the device routes of `device_id`."""
+        if self.kind == "enrollment" or self.is_operator:
+            return True
+        return self.kind == TokenKind.DEVICE and self.device_id == device_id
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _matches_any(raw: str, candidates: list[str]) -> bool:
+    return any(hmac.compare_digest(raw.encode(), c.encode()) for c in candidates)
+
+
+def api_token_create(
+    *, name: str, kind: str = TokenKind.OPERATOR, device_id: str = "", created_by: str = ""
+) -> tuple[ApiToken, str]:
+    """Issue a token; returns the stored record and the plaintext, which is never stored."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        name=name,
+        kind=kind,
+        device_id=device_id if kind == TokenKind.DEVICE else "",
+        prefix=raw[:12],
+        digest=_digest(raw),
+        created_by=created_by,
+    )
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+
+
+def principal_for_token(raw: str) -> Principal | None:
+    """The principal a bearer token stands for, or None when it is unknown or revoked."""
+    if _matches_any(raw, settings.API_TOKENS):
+        return Principal(kind=TokenKind.OPERATOR, name="API_TOKENS")
+    if _matches_any(raw, settings.ENROLLMENT_TOKENS):
+        return Principal(kind="enrollment", name="ENROLLMENT_TOKENS")
+    token = (
+        ApiToken.objects.filter(digest=_digest(raw), revoked_at__isnull=True)
+        .only("pk", "name", "kind", "device_id", "last_used_at")
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return Principal(kind=token.kind, name=token.name, device_id=token.device_id)
+
+
+def operator_token_bootstrap() -> str | None:
+    """On a first start with token auth and no operator credential, issue one.
+
+    Returns the plaintext when a token was created (the caller prints it once), else None.
+    """
+    if settings.AUTH_MODE != "token" or settings.API_TOKENS:
+        return None
+    if ApiToken.objects.filter(kind=TokenKind.OPERATOR, revoked_at__isnull=True).exists():
+        return None
+    _, raw = api_token_create(name="bootstrap", created_by="first start")
+    logger.info("Issued the bootstrap operator token (shown once on stdout)")
+    return raw

@@ -1,0 +1,51 @@
+"""What a caller may do: operators everything, devices only their own config routes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from devices.tokens import Principal
+
+
+def is_operator(user: object) -> bool:
+    if isinstance(user, Principal):
+        return user.is_operator
+    return bool(getattr(user, "is_staff", False) and getattr(user, "is_active", False))
+
+
+class IsOperator(BasePermission):
+    """Operator routes: an operator token or a staff session, unless AUTH_MODE=open."""
+
+    message = "This route needs operator credentials: Authorization: Bearer <token>"
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return settings.AUTH_MODE == "open" or is_operator(request.user)
+
+
+class DeviceRouteAccess(BasePermission):
+    """`GET`/`PUT /config/{id}`: the exporter's own routes.
+
+    Under DEVICE_REGISTRATION=open anyone may call them (field exporters send no
+    credentials), but a credential that is presented must fit the device id.
+    """
+
+    message = "This credential may not use the config of this device"
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        if settings.AUTH_MODE == "open":
+            return True
+        user = request.user
+        device_id = view.kwargs.get("device_id", "")  # type: ignore[attr-defined]
+        if isinstance(user, Principal):
+            return user.may_act_as_device(device_id)
+        if is_operator(user):
+            return True
+        if settings.DEVICE_REGISTRATION == "open":
+            return True
+        self.message = (
+            "DEVICE_REGISTRATION=token: send a device or enrollment token as "
+            "Authorization: Bearer <token> or use the /d/<token>/config/{id} path"
+        )
+        return False

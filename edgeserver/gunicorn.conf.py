@@ -1,0 +1,30 @@
+"""gunicorn settings: `gunicorn -c edgeserver/gunicorn.conf.py edgeserver.wsgi`.
+
+Values come from edgeserver/settings.py (django-environ), so the container, `make run`
+and the tests start the server the same way.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeserver.settings")
+
+from django.conf import settings as django_settings
+
+bind = [f"0.0.0.0:{django_settings.PORT}"]
+wsgi_app = "edgeserver.wsgi:application"
+worker_class = "gthread"
+workers = django_settings.WEB_CONCURRENCY
+threads = django_settings.GUNICORN_THREADS
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = django_settings.LOG_LEVEL.lower()
+logger_class = "edgeserver.gunicorn_hooks.RedactingLogger"
+# Several servers (tests, a second checkout) may run on one machine: no shared control socket.
+control_socket_disable = True
+# Heartbeat files in memory: a slow disk must not make workers look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+on_starting = "edgeserver.gunicorn_hooks.on_starting"

@@ -1,0 +1,21 @@
+"""Top-level routes: the JSON API at the root (the contract's paths), admin and API docs."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from edgeserver.api.views import ServerHealthView
+
+urlpatterns = [
+    re_path(r"^health/?$", ServerHealthView.as_view(), name="health"),
+    path("admin/", admin.site.urls),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("devices.api.urls")),
+    path("", include("k8sbridge.api.urls")),
+]
+
+handler400 = "edgeserver.api.errors.bad_request"
+handler403 = "edgeserver.api.errors.permission_denied"
+handler404 = "edgeserver.api.errors.not_found"
+handler500 = "edgeserver.api.errors.server_error"

@@ -1,0 +1,3 @@
+"""Routes of the Kubernetes bridge (filled by the Kubernetes bridge work)."""
+
+urlpatterns: list = []
