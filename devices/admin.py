@@ -1,9 +1,383 @@
-"""The operator's UI for devices, their history and API tokens."""
+"""The operator's UI: devices (saved through the same services as the API), their
+revision history and API tokens."""
 
-from django.contrib import admin
+from __future__ import annotations
 
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from rest_framework.exceptions import ParseError
+
+from devices import selectors, services
+from devices.api.render import rfc3339
+from devices.api.serializers import DeviceConfigSerializer
+from devices.choices import ChangeSource, DeviceStatus, TokenKind
 from devices.models import ApiToken, Device, DeviceRevision
+from devices.tokens import api_token_create, api_token_revoke
+from devices.validation import device_id_problem
+from edgeserver.api.errors import ApiError
+from edgeserver.api.parsers import check_storable
 
-admin.site.register(Device)
-admin.site.register(DeviceRevision)
-admin.site.register(ApiToken)
+STATUS_COLOURS = {
+    DeviceStatus.HEALTHY: "#2e7d32",
+    DeviceStatus.UNHEALTHY: "#ef6c00",
+    DeviceStatus.UNREACHABLE: "#c62828",
+    DeviceStatus.UNKNOWN: "#757575",
+}
+HISTORY_ROWS = 10
+
+
+def admin_actor(request: HttpRequest) -> services.Actor:
+    return services.Actor(name=f"admin:{request.user.get_username()}", source=ChangeSource.ADMIN)
+
+
+def status_badge(status: str) -> str:
+    return format_html(
+        '<span style="color:#fff;background:{};padding:1px 6px;border-radius:8px">{}</span>',
+        STATUS_COLOURS.get(status, "#757575"),
+        status,
+    )
+
+
+class DeviceForm(forms.ModelForm):
+    """Validates exactly as `PUT /config/{id}` does, so the admin cannot store what the API
+    would refuse."""
+
+    enabled_metrics = forms.JSONField(
+        required=False, help_text='JSON list of metric names, e.g. ["gpu_power"]; empty = all'
+    )
+    extra_config = forms.JSONField(
+        required=False,
+        initial=dict,
+        help_text='JSON object of the other config keys, e.g. {"shelly": {"enabled": true}}',
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Device
+        fields = ["device_id", "device_type", "ip_address", "port", "reload_port"]
+        help_texts = {
+            "ip_address": "IPv4 or IPv6 literal. Empty keeps the stored address, as in the API.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["version"].initial = self.instance.version
+            self.fields["extra_config"].initial = self.instance.extra_config
+            self.fields["enabled_metrics"].initial = self.instance.enabled_metrics
+        self.config_data: dict[str, Any] = {}
+
+    def clean_device_id(self) -> str:
+        device_id = self.cleaned_data["device_id"]
+        problem = device_id_problem(device_id)
+        if problem:
+            raise forms.ValidationError(problem)
+        return device_id
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        extra = cleaned.get("extra_config") or {}
+        if not isinstance(extra, dict):
+            self.add_error("extra_config", "Must be a JSON object")
+            return cleaned
+        body = {
+            **extra,
+            "device_type": cleaned.get("device_type"),
+            "ip_address": cleaned.get("ip_address") or "",
+            "port": cleaned.get("port"),
+            "reload_port": cleaned.get("reload_port"),
+            "enabled_metrics": cleaned.get("enabled_metrics"),
+        }
+        version = cleaned.get("version")
+        if self.instance.pk and version and version != self.instance.version:
+            raise forms.ValidationError(
+                f"{self.instance.pk} was changed since this page was opened (now version "
+                f"{self.instance.version}); reload the page to see the current config."
+            )
+        try:
+            check_storable(body)
+        except ParseError as exc:
+            self.add_error(None, str(exc.detail))
+            return cleaned
+        serializer = DeviceConfigSerializer(
+            data=body, context={"device_id": cleaned.get("device_id") or self.instance.pk}
+        )
+        if not serializer.is_valid():
+            for field, problems in serializer.errors.items():
+                target = field if field in self.fields else "extra_config"
+                for problem in problems if isinstance(problems, list) else [problems]:
+                    self.add_error(target, str(problem))
+        else:
+            self.config_data = serializer.validated_data
+        return cleaned
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return list(DeviceStatus.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
+        value = self.value()
+        if not value:
+            return queryset
+        if value == DeviceStatus.UNKNOWN:
+            return queryset.filter(
+                Q(ip_address="") | Q(health__isnull=True) | Q(health__status=value)
+            )
+        return queryset.exclude(ip_address="").filter(health__status=value)
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    form = DeviceForm
+    list_display = [
+        "device_id",
+        "device_type",
+        "ip_address",
+        "port",
+        "reload_port",
+        "status",
+        "last_seen",
+        "updated_at",
+    ]
+    list_filter = ["device_type", StatusFilter]
+    search_fields = ["device_id", "ip_address"]
+    list_per_page = 100
+    readonly_fields = ["status", "last_seen", "created_at", "updated_at", "history"]
+    actions: list = []
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
+        return super().get_queryset(request).select_related("health")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Device | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "device_id"] if obj else fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Device | None = None) -> list:
+        config = [
+            "device_id",
+            "device_type",
+            "ip_address",
+            "port",
+            "reload_port",
+            "enabled_metrics",
+            "extra_config",
+            "version",
+        ]
+        if obj is None:
+            return [(None, {"fields": config})]
+        return [
+            (None, {"fields": config}),
+            ("Observed", {"fields": ["status", "last_seen", "created_at", "updated_at"]}),
+            ("History", {"fields": ["history"]}),
+        ]
+
+    @admin.display(description="status")
+    def status(self, device: Device) -> str:
+        status, error = selectors.device_status(device)
+        badge = status_badge(status)
+        return (
+            format_html('{} <small title="{}">{}</small>', badge, error, error) if error else badge
+        )
+
+    @admin.display(description="last seen")
+    def last_seen(self, device: Device) -> str:
+        return rfc3339(selectors.device_health(device).last_seen) or "—"
+
+    @admin.display(description="recent revisions")
+    def history(self, device: Device) -> str:
+        revisions = selectors.revision_list(device_id=device.device_id)[:HISTORY_ROWS]
+        rows = format_html_join(
+            "",
+            "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((r.version, r.action, r.actor, r.source, rfc3339(r.created_at)) for r in revisions),
+        )
+        link = reverse("admin:devices_devicerevision_changelist") + f"?device_id={device.pk}"
+        return format_html(
+            "<table><tr><th>version</th><th>action</th><th>who</th><th>source</th>"
+            '<th>when</th></tr>{}</table><p><a href="{}">All revisions, diffs and rollback</a></p>',
+            rows,
+            link,
+        )
+
+    def save_model(self, request: HttpRequest, obj: Device, form: DeviceForm, change: bool) -> None:
+        version = form.cleaned_data.get("version")
+        try:
+            result = services.device_upsert(
+                device_id=obj.pk,
+                data=form.config_data,
+                actor=admin_actor(request),
+                if_match=f'"{version}"' if change and version else None,
+            )
+        except ApiError as exc:
+            # Shown on the change list; the form is not saved.
+            messages.error(request, f"{obj.pk}: {exc.message or exc.error}")
+            return
+        if not result.changed:
+            messages.info(request, f"{obj.pk}: nothing changed, no revision written.")
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        services.device_delete(device_id=obj.pk, actor=admin_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device_id in queryset.values_list("device_id", flat=True):
+            try:
+                services.device_delete(device_id=device_id, actor=admin_actor(request))
+            except ApiError as exc:
+                messages.warning(request, f"{device_id}: {exc.message or exc.error}")
+
+
+class DeviceIdFilter(admin.SimpleListFilter):
+    """Lets the device page link to one device's history (`?device_id=`)."""
+
+    title = "device"
+    parameter_name = "device_id"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(device_id=self.value()) if self.value() else queryset
+
+
+@admin.register(DeviceRevision)
+class DeviceRevisionAdmin(admin.ModelAdmin):
+    list_display = ["device_id", "version", "action", "actor", "source", "created_at"]
+    list_filter = [DeviceIdFilter, "action", "source"]
+    search_fields = ["device_id", "actor"]
+    readonly_fields = [
+        "device_id",
+        "version",
+        "action",
+        "actor",
+        "source",
+        "created_at",
+        "config_json",
+    ]
+    fields = readonly_fields
+    actions = ["roll_back"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="config")
+    def config_json(self, revision: DeviceRevision) -> str:
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(revision.config, indent=2, sort_keys=True))
+
+    @admin.action(description="Roll back each selected device to this revision")
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[DeviceRevision]) -> None:
+        chosen: dict[str, DeviceRevision] = {}
+        for revision in queryset.order_by("-version"):
+            chosen.setdefault(revision.device_id, revision)
+        for device_id, revision in chosen.items():
+            try:
+                result = services.device_rollback(
+                    device_id=device_id, version=revision.version, actor=admin_actor(request)
+                )
+            except ApiError as exc:
+                messages.error(request, f"{device_id}: {exc.message or exc.error}")
+                continue
+            outcome = "restored" if result.changed else "already at that config"
+            messages.success(
+                request,
+                f"{device_id}: v{revision.version} {outcome} (now v{result.device.version})",
+            )
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["name", "kind", "device_id"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("kind") == TokenKind.DEVICE:
+            problem = device_id_problem(cleaned.get("device_id") or "")
+            if problem:
+                self.add_error("device_id", f"A device token needs a valid device id: {problem}")
+        return cleaned
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are shown once, when they are issued; only their digest is stored."""
+
+    form = ApiTokenForm
+    list_display = [
+        "name",
+        "kind",
+        "device_id",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "active",
+    ]
+    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "device_id", "prefix"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
+        if obj is None:
+            return []
+        return [
+            "name",
+            "kind",
+            "device_id",
+            "prefix",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
+        if obj is None:
+            return ["name", "kind", "device_id"]
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(boolean=True, description="active")
+    def active(self, token: ApiToken) -> bool:
+        return token.is_active
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
+    ) -> None:
+        if change:
+            return
+        token, raw = api_token_create(
+            name=obj.name,
+            kind=obj.kind,
+            device_id=obj.device_id,
+            created_by=f"admin:{request.user.get_username()}",
+        )
+        obj.pk = token.pk
+        messages.warning(
+            request,
+            format_html("Token issued. Copy it now, it is not shown again: <code>{}</code>", raw),
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            api_token_revoke(token=token)
+        messages.success(request, f"Revoked {queryset.count()} token(s).")

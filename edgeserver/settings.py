@@ -204,13 +204,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer"},
-        }
-    },
-    "SECURITY": [{"bearerAuth": []}],
-    "ENUM_NAME_OVERRIDES": {},
+    "PREPROCESSING_HOOKS": ["edgeserver.api.schema.without_trailing_slash"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "edgeserver.api.schema.device_id_parameters",
+    ],
 }
 
 LOGGING = {

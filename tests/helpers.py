@@ -25,6 +25,8 @@ def send(client: APIClient, method: str, path: str, body: Any = None, **headers:
     else:
         data = json.dumps(body)
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    if method.upper() in ("GET", "HEAD"):
+        return getattr(client, method.lower())(path, **extra)
     return getattr(client, method.lower())(
         path, data=data, content_type="application/json", **extra
     )

@@ -46,8 +46,13 @@ def _errors(*codes: int) -> dict[int, Any]:
 
 
 class ConfigListView(ApiView):
-    @extend_schema(responses={200: s.ConfigListSerializer, 401: s.ErrorSerializer}, tags=["config"])
+    @extend_schema(
+        operation_id="config_list",
+        responses={200: s.ConfigListSerializer, 401: s.ErrorSerializer},
+        tags=["config"],
+    )
     def get(self, request: Request) -> Response:
+        """All stored configs, each with its device_id (operator route)."""
         configs = [config_list_item(device) for device in selectors.device_list()]
         return Response({"configs": configs, "total": len(configs)})
 
@@ -71,12 +76,14 @@ class ConfigDetailView(ApiView):
         return serializer.validated_data
 
     @extend_schema(
+        operation_id="config_get",
         parameters=[IF_NONE_MATCH],
         responses={200: s.ConfigDocumentSerializer, 304: None, **_errors(403, 404)},
         tags=["config"],
         auth=[{"bearerAuth": []}, {}],
     )
     def get(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        """The config the exporter loads at start and after a reload (device route)."""
         device = selectors.device_get(device_id=device_id)
         if device is None:
             raise device_not_found(device_id, "No configuration available for this device")
@@ -86,6 +93,7 @@ class ConfigDetailView(ApiView):
         return Response(device.config_document(), headers=headers)
 
     @extend_schema(
+        operation_id="config_upsert",
         request=s.DeviceConfigSerializer,
         parameters=[IF_MATCH],
         responses={200: s.UpsertResponseSerializer, **_errors(403, 412, 413)},
@@ -93,6 +101,7 @@ class ConfigDetailView(ApiView):
         auth=[{"bearerAuth": []}, {}],
     )
     def put(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        """Create or replace a config; exporters register themselves this way (device route)."""
         data = self._validated(s.DeviceConfigSerializer)
         result = services.device_upsert(
             device_id=device_id,
@@ -111,11 +120,13 @@ class ConfigDetailView(ApiView):
         )
 
     @extend_schema(
+        operation_id="config_create",
         request=s.DeviceCreateSerializer,
         responses={201: s.CreateResponseSerializer, **_errors(403, 409, 413)},
         tags=["config"],
     )
     def post(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        """Create a device; 409 when it exists. `ip_address` is required."""
         data = self._validated(s.DeviceCreateSerializer)
         result = services.device_create(device_id=device_id, data=data, actor=self.actor())
         return Response(
@@ -130,12 +141,14 @@ class ConfigDetailView(ApiView):
         )
 
     @extend_schema(
+        operation_id="config_patch",
         request=s.DeviceConfigSerializer,
         parameters=[IF_MATCH],
         responses={200: s.PatchResponseSerializer, **_errors(403, 404, 412, 413)},
         tags=["config"],
     )
     def patch(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        """Change only the keys present; a key set to null resets it."""
         data = self._validated(s.DeviceConfigSerializer, partial=True)
         result = services.device_patch(
             device_id=device_id, data=data, actor=self.actor(), if_match=self._if_match()
@@ -151,18 +164,25 @@ class ConfigDetailView(ApiView):
         )
 
     @extend_schema(
+        operation_id="config_delete",
         parameters=[IF_MATCH],
         responses={200: s.DeleteResponseSerializer, **_errors(403, 404, 412)},
         tags=["config"],
     )
     def delete(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
+        """Remove a device; its history stays."""
         services.device_delete(device_id=device_id, actor=self.actor(), if_match=self._if_match())
         return Response({"status": "deleted", "device_id": device_id})
 
 
 class ConfigHistoryView(ApiView):
-    @extend_schema(responses={200: s.HistorySerializer, **_errors(404)}, tags=["config"])
+    @extend_schema(
+        operation_id="config_history",
+        responses={200: s.HistorySerializer, **_errors(404)},
+        tags=["config"],
+    )
     def get(self, request: Request, device_id: str) -> Response:
+        """The device's revisions, newest first."""
         revisions = [revision_item(r) for r in selectors.revision_list(device_id=device_id)]
         if not revisions and selectors.device_get(device_id=device_id) is None:
             raise device_not_found(device_id)
@@ -171,12 +191,14 @@ class ConfigHistoryView(ApiView):
 
 class ConfigRollbackView(ApiView):
     @extend_schema(
+        operation_id="config_rollback",
         request=s.RollbackSerializer,
         parameters=[IF_MATCH],
         responses={200: s.RollbackResponseSerializer, **_errors(404, 412, 413)},
         tags=["config"],
     )
     def post(self, request: Request, device_id: str) -> Response:
+        """Restore the config of a revision as a new revision."""
         serializer = s.RollbackSerializer(data=self.body())
         serializer.is_valid(raise_exception=True)
         version = serializer.validated_data["version"]
@@ -200,11 +222,13 @@ class ConfigRollbackView(ApiView):
 
 class DeviceListView(ApiView):
     @extend_schema(
+        operation_id="devices_list",
         parameters=DEVICE_FILTERS,
         responses={200: s.DeviceListSerializer, **_errors()},
         tags=["devices"],
     )
     def get(self, request: Request) -> Response:
+        """Every device with its stored status."""
         filterset = DeviceFilterSet(request.query_params, queryset=selectors.device_list())
         if not filterset.is_valid():
             field, problems = next(iter(filterset.errors.items()))
@@ -222,8 +246,13 @@ class DeviceListView(ApiView):
 
 
 class DeviceStatusView(ApiView):
-    @extend_schema(responses={200: s.DeviceStatusItemSerializer, **_errors(404)}, tags=["devices"])
+    @extend_schema(
+        operation_id="device_status",
+        responses={200: s.DeviceStatusItemSerializer, **_errors(404)},
+        tags=["devices"],
+    )
     def get(self, request: Request, device_id: str) -> Response:
+        """One device's stored status."""
         device = selectors.device_get_with_health(device_id=device_id)
         if device is None:
             raise device_not_found(device_id)
@@ -232,11 +261,13 @@ class DeviceStatusView(ApiView):
 
 class DeviceDetailView(ApiView):
     @extend_schema(
+        operation_id="device_update_basic",
         request=s.DeviceBasicSerializer,
         responses={200: s.BasicUpdateResponseSerializer, **_errors(404, 413)},
         tags=["devices"],
     )
     def patch(self, request: Request, device_id: str) -> Response:
+        """Change device_type, ip_address, port or reload_port only; never reloads."""
         serializer = s.DeviceBasicSerializer(data=self.body())
         serializer.is_valid(raise_exception=True)
         services.device_update_basic(
@@ -252,6 +283,11 @@ class DeviceDetailView(ApiView):
 
 
 class SummaryView(ApiView):
-    @extend_schema(responses={200: s.SummarySerializer, 401: s.ErrorSerializer}, tags=["devices"])
+    @extend_schema(
+        operation_id="metrics_summary",
+        responses={200: s.SummarySerializer, 401: s.ErrorSerializer},
+        tags=["devices"],
+    )
     def get(self, request: Request) -> Response:
+        """Fleet counts by status and by device type."""
         return Response(selectors.fleet_summary(list(selectors.device_list())))

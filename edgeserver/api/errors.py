@@ -11,7 +11,6 @@ from typing import Any
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +116,9 @@ def _device_id_of(context: dict[str, Any]) -> str | None:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: render anything raised in a view as the contract's shape."""
+    # Imported here: rest_framework.views reads the API settings, which import this module.
+    from rest_framework.views import set_rollback
+
     device_id = _device_id_of(context)
     set_rollback()
     if isinstance(exc, ApiError):

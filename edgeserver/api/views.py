@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +18,7 @@ from devices.services import Actor
 from devices.tokens import Principal
 from devices.validation import device_id_problem
 from edgeserver.api.errors import ApiError
-from edgeserver.api.permissions import is_operator
+from edgeserver.api.permissions import IsOperator, is_operator
 
 ERROR_RESPONSES = {
     400: ErrorSerializer,
@@ -40,6 +41,12 @@ class ApiView(APIView):
             if problem:
                 raise ApiError(400, "invalid_device_id", problem)
             self.validated_device_id = kwargs["device_id"]
+
+    def permission_denied(self, request: Request, message: str | None = None, code=None) -> None:
+        # DRF drops the permission's message for anonymous callers; keep it, it says what to send.
+        if request.authenticators and not request.successful_authenticator:
+            raise exceptions.NotAuthenticated(message or IsOperator.message)
+        super().permission_denied(request, message=message, code=code)
 
     def body(self) -> dict[str, Any]:
         """The request's JSON object; an empty body reads as `{}`."""
