@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
 
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceHealth, DeviceRevision
@@ -48,14 +48,39 @@ def revision_list(*, device_id: str) -> QuerySet[DeviceRevision]:
     return DeviceRevision.objects.filter(device_id=device_id).order_by("-version")
 
 
-def fleet_summary(devices: list[Device]) -> dict[str, Any]:
+def fleet_counts() -> Counter[tuple[str, str]]:
+    """Number of devices per (status, device_type), counted by the database.
+
+    The status is the contract's: a device without an address is unknown whatever was
+    last observed (the same rule as `device_status`).
+    """
+    status = Case(
+        When(Q(ip_address="") | Q(health__isnull=True), then=Value(DeviceStatus.UNKNOWN.value)),
+        default=F("health__status"),
+        output_field=CharField(),
+    )
+    rows = (
+        Device.objects.annotate(contract_status=status)
+        .values("contract_status", "device_type")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return Counter({(row["contract_status"], row["device_type"]): row["n"] for row in rows})
+
+
+def fleet_summary() -> dict[str, Any]:
     """Counts of `GET /metrics/summary`: unhealthy is everything not healthy."""
-    statuses = Counter(device_status(device)[0] for device in devices)
-    healthy = statuses[DeviceStatus.HEALTHY]
+    counts = fleet_counts()
+    total = sum(counts.values())
+    by_status: Counter[str] = Counter()
+    by_type: Counter[str] = Counter()
+    for (status, device_type), n in counts.items():
+        by_status[status] += n
+        by_type[device_type] += n
     return {
-        "total": len(devices),
-        "healthy": healthy,
-        "unhealthy": len(devices) - healthy,
-        "by_device_type": dict(sorted(Counter(d.device_type for d in devices).items())),
-        "by_status": {status.value: statuses[status.value] for status in DeviceStatus},
+        "total": total,
+        "healthy": by_status[DeviceStatus.HEALTHY],
+        "unhealthy": total - by_status[DeviceStatus.HEALTHY],
+        "by_device_type": dict(sorted(by_type.items())),
+        "by_status": {status.value: by_status[status.value] for status in DeviceStatus},
     }

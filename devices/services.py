@@ -19,6 +19,7 @@ from devices.choices import (
 )
 from devices.models import Device, DeviceHealth, DeviceRevision
 from edgeserver.api.errors import ApiError, device_not_found
+from edgeserver.metrics import CONFIG_WRITES
 
 # Attempts of a write that lost a race to create the same device (PostgreSQL): the retry
 # finds the row the winner committed and updates it.
@@ -179,6 +180,7 @@ def _write(
             if attempt == _CREATE_RACE_ATTEMPTS - 1:
                 raise
             continue
+        CONFIG_WRITES.labels(source=actor.source, action=recorded_action).inc()
         served_changed = current is None or new.document() != current.document()
         triggered = reload and served_changed and device_config_announce(device=device)
         return WriteResult(

@@ -27,4 +27,11 @@ control_socket_disable = True
 # Heartbeat files in memory: a slow disk must not make workers look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
+if django_settings.LOG_FORMAT == "json":
+    from edgeserver.logging import gunicorn_logging_config
+
+    logconfig_dict = gunicorn_logging_config(level=django_settings.LOG_LEVEL)
+
 on_starting = "edgeserver.gunicorn_hooks.on_starting"
+child_exit = "edgeserver.gunicorn_hooks.child_exit"
+on_exit = "edgeserver.gunicorn_hooks.on_exit"

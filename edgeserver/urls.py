@@ -5,9 +5,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from edgeserver.api.views import ServerHealthView
+from edgeserver.metrics_view import metrics_page
+
+admin.site.site_header = "Edge Metrics Server"
+admin.site.site_title = "Edge Metrics Server"
+admin.site.index_title = "Fleet administration"
 
 urlpatterns = [
     re_path(r"^health/?$", ServerHealthView.as_view(), name="health"),
+    re_path(r"^metrics/?$", metrics_page, name="metrics"),
     path("admin/", admin.site.urls),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -290,4 +290,4 @@ class SummaryView(ApiView):
     )
     def get(self, request: Request) -> Response:
         """Fleet counts by status and by device type."""
-        return Response(selectors.fleet_summary(list(selectors.device_list())))
+        return Response(selectors.fleet_summary())
