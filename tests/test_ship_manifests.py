@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import copy
+import re
+import shutil
 
 import kubernetes_validate
 import pytest
@@ -249,3 +251,33 @@ def test_optional_parts_are_components_listed_in_the_kustomization():
             MANIFESTS / "components" / component / "kustomization.yaml"
         )
         assert kustomization[0]["kind"] == "Component"
+
+
+README = (MANIFESTS.parent / "README.md").read_text()
+
+
+def test_readme_overlay_example_renders_for_its_namespace(tmp_path):
+    """The README's "Manual" overlay, beside a copy of manifests/, does what it says."""
+    after_marker = README.split("# my-ems/kustomization.yaml", 1)[1]
+    block = after_marker.split("\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "my-ems").mkdir()
+    (tmp_path / "my-ems" / "kustomization.yaml").write_text(block)
+    objects = kustomize(tmp_path / "my-ems")
+    assert {o["metadata"]["namespace"] for o in objects} == {"edge"}
+    index = by_kind(objects)
+    assert index["RoleBinding"]["subjects"][0]["namespace"] == "edge"
+    assert index["ServiceMonitor"]["spec"]["namespaceSelector"] == {"matchNames": ["edge"]}
+    (container,) = pod_spec(index["Deployment"])["containers"]
+    assert container["image"] == "registry.example.com/team/edge-metrics-server:2.0.1"
+
+
+def test_readme_names_only_files_that_exist():
+    paths = {p.rstrip("./") for p in re.findall(r"\b(?:manifests|scripts)/[\w./-]*", README)}
+    assert len(paths) >= 9
+    for path in paths:
+        assert (MANIFESTS.parent / path).exists(), path
+    yaml_files = set(re.findall(r"`([\w-]+\.yaml)`", README))
+    assert {"rbac.yaml", "cronjob.yaml", "kustomization.yaml"} <= yaml_files
+    for name in yaml_files:
+        assert list(MANIFESTS.rglob(name)), name
