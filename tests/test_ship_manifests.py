@@ -156,6 +156,10 @@ def test_settings_come_from_the_configmap_and_tokens_from_an_optional_secret(bas
     env = {e["name"]: e for e in container["env"]}
     assert env["K8S_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert "API_TOKENS" not in base["ConfigMap"]["data"]
+    if kind == "Deployment":
+        # Declared after K8S_NAMESPACE, so Kubernetes expands the reference.
+        assert list(env).index("SERVER_URL") > list(env).index("K8S_NAMESPACE")
+        assert env["SERVER_URL"]["value"] == "http://edge-metrics-server.$(K8S_NAMESPACE).svc:8081"
 
 
 def test_probes_use_health_on_the_http_port(base):
