@@ -101,14 +101,13 @@ def _api_error(exc: ApiException, verb: str, resource: str, namespace: str | Non
 
 def _no_answer(exc: Exception, verb: str, resource: str, namespace: str | None,
                name: str | None) -> KubeError:
-    timed_out = isinstance(exc, urllib3.exceptions.TimeoutError) or (
-        isinstance(exc, urllib3.exceptions.MaxRetryError)
-        and isinstance(exc.reason, urllib3.exceptions.TimeoutError)
-    )
-    if timed_out:
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    # NewConnectionError derives from ConnectTimeoutError, yet means "refused"/"no route".
+    if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    ):
         text = f"timed out after {settings.K8S_REQUEST_TIMEOUT:g}s"
     else:
-        reason = getattr(exc, "reason", None) or exc
         text = f"no answer from the API server: {reason}"
     return KubeError(
         verb=verb, resource=resource, namespace=namespace, name=name,

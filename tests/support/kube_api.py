@@ -459,7 +459,8 @@ class FakeKubeApi:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-kube-api", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+            name="fake-kube-api", daemon=True,
         )
         self._thread.start()
         return self
