@@ -641,6 +641,14 @@ class FakeKubeApi:
                     raise ApiFailure(409, "AlreadyExists", f'namespaces "{name}" already exists')
                 self.add_namespace(name)
                 return 201, {"kind": "Namespace", "apiVersion": "v1", **self.namespaces[name]}
+            if call.verb == "delete":
+                if self.namespaces.pop(call.name, None) is None:
+                    raise ApiFailure(404, "NotFound", f'namespaces "{call.name}" not found')
+                for key in [k for k in self.store if k[1] == call.name]:
+                    del self.store[key]
+                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                             "status": "Success", "details": {"name": call.name,
+                                                              "kind": "namespaces"}}
             if call.verb == "list":
                 return 200, {"kind": "NamespaceList", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(self._resource_version)},
