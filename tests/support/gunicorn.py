@@ -68,6 +68,9 @@ def fresh_database(tmp_path: Path) -> Iterator[dict[str, str]]:
 
     name = f"ems_e2e_{secrets.token_hex(6)}"
     parts = urlsplit(admin_url)
+    # The suite's own database may not exist (pytest-django creates test_<name>);
+    # the maintenance database always does.
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
