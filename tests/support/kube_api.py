@@ -749,6 +749,9 @@ class FakeKubeApi:
             raise ApiFailure(409, "AlreadyExists", f'{resource} "{name}" already exists',
                              {"name": name, "kind": resource})
         obj = copy.deepcopy(body)
+        for key in ("labels", "annotations"):  # empty maps are omitted, as in the real API
+            if not (obj.get("metadata") or {}).get(key):
+                (obj.get("metadata") or {}).pop(key, None)
         obj["kind"] = kind
         obj["apiVersion"] = f"{group}/{version}" if group else version
         self._validate(resource, obj, None)
