@@ -6,6 +6,7 @@ Each setting is documented with its default in README.md ("Settings").
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from importlib import metadata
 from pathlib import Path
@@ -81,6 +82,27 @@ AUTH_MODE = _choice("AUTH_MODE", "token", ("token", "open"))
 API_TOKENS = [token for token in env.list("API_TOKENS", default=[]) if token]
 DEVICE_REGISTRATION = _choice("DEVICE_REGISTRATION", "open", ("open", "token"))
 ENROLLMENT_TOKENS = [token for token in env.list("ENROLLMENT_TOKENS", default=[]) if token]
+
+# --- Kubernetes bridge ------------------------------------------------------------------
+# Namespace of automatic syncs, the command's default and the routes' default `?namespace=`.
+K8S_NAMESPACE = env.str("K8S_NAMESPACE", default="monitoring").strip()
+if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", K8S_NAMESPACE):
+    raise ImproperlyConfigured(
+        f"K8S_NAMESPACE must be a Kubernetes namespace name (RFC 1123 label); got {K8S_NAMESPACE!r}"
+    )
+# Which endpoint kinds are written per device: Endpoints (what the Prometheus Operator reads
+# by default), EndpointSlices, or both.
+K8S_ENDPOINTS_MODE = _choice("K8S_ENDPOINTS_MODE", "both", ("both", "endpointslice", "endpoints"))
+# What happens to the objects of a device that is not healthy: removed, or kept not-ready.
+K8S_UNHEALTHY_POLICY = _choice("K8S_UNHEALTHY_POLICY", "delete", ("delete", "not-ready"))
+K8S_AUTO_SYNC = env.bool("K8S_AUTO_SYNC", default=False)
+K8S_SYNC_INTERVAL = env.int("K8S_SYNC_INTERVAL", default=300)
+# Seconds one Kubernetes API call may take before it counts as failed (timeout).
+K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
+# Kubeconfig file(s), `:`-separated like kubectl's; empty = in-cluster, else ~/.kube/config.
+KUBECONFIG = env.str("KUBECONFIG", default="")
+if K8S_SYNC_INTERVAL < 1 or K8S_REQUEST_TIMEOUT <= 0:
+    raise ImproperlyConfigured("K8S_SYNC_INTERVAL and K8S_REQUEST_TIMEOUT must be positive")
 
 # --- Django ---------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -194,6 +216,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "edgeserver.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=` is a parameter of our own routes (manifests), not a renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -211,10 +235,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["edgeserver.api.schema.without_trailing_slash"],
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "edgeserver.api.schema.device_id_parameters",
-    ],
+    # Enums stay inline: many responses have their own small `status` vocabulary, and
+    # extracting them into shared components only produces colliding names.
+    "POSTPROCESSING_HOOKS": ["edgeserver.api.schema.device_id_parameters"],
 }
 
 # --- Observability ------------------------------------------------------------------

@@ -35,3 +35,14 @@ def server(tmp_path):
     """gunicorn serving a fresh database (SQLite file, or a new PostgreSQL database)."""
     with run_server(tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def kube(settings, tmp_path):
+    """A fake Kubernetes API server (namespace `monitoring`) the bridge is pointed at."""
+    from tests.support.kube_api import serve
+
+    with serve() as fake:
+        settings.KUBECONFIG = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+        settings.K8S_REQUEST_TIMEOUT = 1.5
+        yield fake

@@ -20,3 +20,7 @@ STORAGES = {
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests never reach a developer's real cluster: the bridge's tests point KUBECONFIG at a fake
+# API server (tests/support/kube_api.py); everything else sees no Kubernetes configuration.
+KUBECONFIG = "/nonexistent/edge-metrics-server-tests/kubeconfig"

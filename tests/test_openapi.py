@@ -30,8 +30,15 @@ def test_schema_generates_without_warnings(tmp_path):
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    with run_server(tmp_path_factory.mktemp("schemathesis")) as server:
-        yield server
+    """The server, with a (fake) Kubernetes API: without one the Kubernetes routes answer
+    the contract's 503, which is tested on its own."""
+    from tests.support.kube_api import serve
+
+    workdir = tmp_path_factory.mktemp("schemathesis")
+    with serve() as kube:
+        kubeconfig = kube.write_kubeconfig(workdir / "kubeconfig")
+        with run_server(workdir, env={"KUBECONFIG": str(kubeconfig)}) as server:
+            yield server
 
 
 @pytest.fixture(scope="module")

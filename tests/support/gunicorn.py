@@ -101,6 +101,8 @@ def _base_env() -> dict[str, str]:
         if key not in {"DATABASE_URL", "DB_PATH", "DJANGO_SETTINGS_MODULE", "API_TOKENS"}
     }
     env.update(
+        # Never a developer's real cluster; a test that wants one passes KUBECONFIG in `env`.
+        KUBECONFIG="/nonexistent/edge-metrics-server-tests/kubeconfig",
         DJANGO_SETTINGS_MODULE="edgeserver.settings",
         SECRET_KEY="e2e-secret-key",
         DEVICE_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",

@@ -1,0 +1,187 @@
+"""The bridge in the admin: actions for the Device list, the sync records and a status page.
+
+`sync_devices_to_kubernetes` and `delete_kubernetes_objects` are admin actions for the
+Device admin (`actions = [...]` there); they use the same services as the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from devices.models import Device
+from k8sbridge.choices import SyncTrigger
+from k8sbridge.client import NOT_INITIALIZED_MESSAGE, ClientUnavailable, kube_api
+from k8sbridge.models import SyncRun
+from k8sbridge.services import (
+    ClusterUnreachable,
+    ItemResult,
+    cluster_status,
+    cluster_sync,
+    device_objects_delete,
+)
+
+# Per-device messages shown after an action; beyond this they are summarised.
+MESSAGES_SHOWN = 50
+
+
+def _item_message(item: ItemResult) -> tuple[int, str]:
+    if item.status == "failed":
+        return messages.ERROR, f"{item.device_id}: failed: {item.error}"
+    return messages.SUCCESS, f"{item.device_id}: {item.status} ({item.service})"
+
+
+def _report(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, lines: list[tuple[int, str]]
+) -> None:
+    """One message per device, in device order; beyond MESSAGES_SHOWN a summary."""
+    for level, text in lines[:MESSAGES_SHOWN]:
+        modeladmin.message_user(request, text, level=level)
+    rest = lines[MESSAGES_SHOWN:]
+    if rest:
+        failed = sum(1 for level, _ in rest if level == messages.ERROR)
+        modeladmin.message_user(
+            request,
+            f"… and {len(rest)} more devices ({failed} of them failed)",
+            level=messages.WARNING if failed else messages.INFO,
+        )
+
+
+def _cluster_problem(modeladmin: admin.ModelAdmin, request: HttpRequest, exc: Exception) -> None:
+    if isinstance(exc, ClientUnavailable):
+        text = f"No Kubernetes cluster is configured ({NOT_INITIALIZED_MESSAGE.lower()}): {exc}"
+    else:
+        text = f"The Kubernetes API server did not answer: {exc}"
+    modeladmin.message_user(request, text, level=messages.ERROR)
+
+
+@admin.action(description="Sync selected devices to Kubernetes")
+def sync_devices_to_kubernetes(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Device]
+) -> None:
+    """Reconcile the selected devices in K8S_NAMESPACE and report each one."""
+    device_ids = list(queryset.values_list("device_id", flat=True))
+    try:
+        result = cluster_sync(
+            namespace=settings.K8S_NAMESPACE, device_ids=device_ids, trigger=SyncTrigger.ADMIN
+        )
+    except (ClientUnavailable, ClusterUnreachable) as exc:
+        _cluster_problem(modeladmin, request, exc)
+        return
+    lines = []
+    for device_id in sorted(device_ids):
+        item = result.item_for(device_id)
+        if item is not None:
+            lines.append(_item_message(item))
+            continue
+        # Not healthy (under K8S_UNHEALTHY_POLICY=delete) or without IP: no objects.
+        reason = next((i.error for i in result.not_published if i.device_id == device_id), "")
+        removed = any(i.device_id == device_id for i in result.deleted)
+        note = f"not published ({reason})" + ("; its objects were deleted" if removed else "")
+        lines.append((messages.WARNING, f"{device_id}: {note}"))
+    _report(modeladmin, request, lines)
+
+
+@admin.action(description="Delete Kubernetes objects of selected devices")
+def delete_kubernetes_objects(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Device]
+) -> None:
+    """Delete the Service, Endpoints and EndpointSlice of each selected device.
+
+    A device that is still published gets them back at the next sync.
+    """
+    lines = []
+    for device in queryset.order_by("device_id"):
+        try:
+            item = device_objects_delete(device=device, namespace=settings.K8S_NAMESPACE)
+        except (ClientUnavailable, ClusterUnreachable) as exc:
+            _cluster_problem(modeladmin, request, exc)
+            return
+        lines.append(_item_message(item))
+    _report(modeladmin, request, lines)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """The record of syncs, read-only, with the live status page beside it."""
+
+    list_display = ("started_at", "action", "trigger", "namespace", "outcome", "created",
+                    "updated", "unchanged", "deleted", "failed", "total_healthy")
+    list_filter = ("outcome", "action", "trigger", "namespace")
+    readonly_fields = [f.name for f in SyncRun._meta.fields]
+    change_list_template = "admin/k8sbridge/syncrun/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        status_view = self.admin_site.admin_view(self.status_view)
+        return [
+            path("status/", status_view, name="k8sbridge_syncrun_status"),
+            *super().get_urls(),
+        ]
+
+    def status_view(self, request: HttpRequest) -> HttpResponse:
+        """What the cluster holds now, per device; works (and says why) without a cluster."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        namespace = settings.K8S_NAMESPACE
+        if request.method == "POST":
+            if not request.user.has_perm("devices.change_device"):
+                raise PermissionDenied
+            try:
+                result = cluster_sync(namespace=namespace, trigger=SyncTrigger.ADMIN)
+                level = messages.SUCCESS if result.ok else messages.WARNING
+                self.message_user(
+                    request,
+                    f"Synced namespace {namespace}: {len(result.created)} created, "
+                    f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
+                    f"{len(result.deleted)} deleted, {len(result.failed)} failed",
+                    level=level,
+                )
+                for item in result.failed[:MESSAGES_SHOWN]:
+                    self.message_user(request, f"{item.device_id}: {item.error}",
+                                      level=messages.ERROR)
+            except (ClientUnavailable, ClusterUnreachable) as exc:
+                _cluster_problem(self, request, exc)
+            return HttpResponseRedirect(reverse("admin:k8sbridge_syncrun_status"))
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Kubernetes sync status",
+            "opts": self.model._meta,
+            "namespace": namespace,
+            "settings_rows": [
+                ("K8S_NAMESPACE", namespace),
+                ("K8S_ENDPOINTS_MODE", settings.K8S_ENDPOINTS_MODE),
+                ("K8S_UNHEALTHY_POLICY", settings.K8S_UNHEALTHY_POLICY),
+                ("K8S_AUTO_SYNC", settings.K8S_AUTO_SYNC),
+                ("K8S_SYNC_INTERVAL", f"{settings.K8S_SYNC_INTERVAL} s"),
+            ],
+            "runs": SyncRun.objects.all()[:10],
+            "can_sync": request.user.has_perm("devices.change_device"),
+            "problem": "",
+            "status": None,
+            "api_server": "",
+        }
+        try:
+            context["api_server"] = kube_api().host
+            context["status"] = cluster_status(namespace=namespace)
+        except ClientUnavailable as exc:
+            context["problem"] = (
+                f"No Kubernetes cluster is configured: {exc}. Set KUBECONFIG or run the "
+                "server in a pod with a service account; GET /kubernetes/manifests still "
+                "produces YAML for kubectl apply."
+            )
+        except ClusterUnreachable as exc:
+            context["problem"] = f"The Kubernetes API server did not answer: {exc}"
+        return TemplateResponse(request, "admin/k8sbridge/sync_status.html", context)

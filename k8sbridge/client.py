@@ -1,0 +1,314 @@
+"""The one module that talks to the Kubernetes API.
+
+It builds the official client lazily (and again after a failure, so a cluster that
+appears after the server started is used without a restart) and makes the few calls the
+bridge needs. Objects go in and come out as plain dicts, exactly as the API serves them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from django.conf import settings
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.util.retry import Retry
+
+from k8sbridge.objects import ENDPOINTSLICE, Kind
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = "edge-metrics-server"
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+# How often a write that met a 409 Conflict is sent again before it counts as failed.
+CONFLICT_ATTEMPTS = 3
+
+NOT_INITIALIZED = "Kubernetes client not initialized"
+NOT_INITIALIZED_MESSAGE = (
+    "Server not running in Kubernetes environment or kubeconfig not found"
+)
+
+
+class ClientUnavailable(Exception):
+    """No Kubernetes configuration could be loaded (not in a pod, no usable kubeconfig)."""
+
+
+class KubeError(Exception):
+    """A call that failed: an HTTP error from the API server, or no answer at all."""
+
+    def __init__(
+        self,
+        *,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+        status: int | None,
+        reason: str,
+        message: str,
+    ) -> None:
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(str(self))
+
+    @property
+    def unreachable(self) -> bool:
+        """True when the API server gave no answer (refused, reset, timed out)."""
+        return self.status is None
+
+    def __str__(self) -> str:
+        target = f"{self.resource}/{self.name}" if self.name else self.resource
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        if self.status is None:
+            return f"{self.verb} {target}{where}: {self.message}"
+        return f"{self.verb} {target}{where}: {self.status} {self.reason}: {self.message}"
+
+
+def _api_error(exc: ApiException, verb: str, resource: str, namespace: str | None,
+               name: str | None) -> KubeError:
+    """Turn the client's exception into a KubeError carrying the server's own message."""
+    reason, message = exc.reason or "", ""
+    try:
+        status_object = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        status_object = {}
+    if isinstance(status_object, dict):
+        reason = status_object.get("reason") or reason
+        message = status_object.get("message") or ""
+    return KubeError(
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        name=name,
+        status=exc.status,
+        reason=reason,
+        message=message or str(exc.body or "").strip() or "no details",
+    )
+
+
+def _no_answer(exc: Exception, verb: str, resource: str, namespace: str | None,
+               name: str | None) -> KubeError:
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    # NewConnectionError derives from ConnectTimeoutError, yet means "refused"/"no route".
+    if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    ):
+        text = f"timed out after {settings.K8S_REQUEST_TIMEOUT:g}s"
+    else:
+        text = f"no answer from the API server: {reason}"
+    return KubeError(
+        verb=verb, resource=resource, namespace=namespace, name=name,
+        status=None, reason="Unreachable", message=text,
+    )
+
+
+class KubeApi:
+    """The calls the bridge makes, on one built client. Safe to share between threads."""
+
+    def __init__(self, api_client: k8s.ApiClient, source: str) -> None:
+        self.api_client = api_client
+        self.source = source
+        self._core = k8s.CoreV1Api(api_client)
+        self._discovery = k8s.DiscoveryV1Api(api_client)
+        self._authorization = k8s.AuthorizationV1Api(api_client)
+
+    @property
+    def host(self) -> str:
+        return self.api_client.configuration.host
+
+    def _call(self, verb: str, resource: str, namespace: str | None, name: str | None,
+              method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = method(
+                *args,
+                _preload_content=False,
+                _request_timeout=settings.K8S_REQUEST_TIMEOUT,
+                **kwargs,
+            )
+        except ApiException as exc:
+            raise _api_error(exc, verb, resource, namespace, name) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise _no_answer(exc, verb, resource, namespace, name) from exc
+        return json.loads(response.data or b"{}")
+
+    def _methods(self, kind: Kind) -> dict[str, Any]:
+        if kind is ENDPOINTSLICE:
+            api, suffix = self._discovery, "endpoint_slice"
+        else:
+            api, suffix = self._core, {"services": "service", "endpoints": "endpoints"}[
+                kind.resource
+            ]
+        return {
+            verb: getattr(api, f"{verb}_namespaced_{suffix}")
+            for verb in ("list", "read", "patch", "delete")
+        }
+
+    def list(self, kind: Kind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Every object of `kind` in `namespace` that matches the selector (one call)."""
+        document = self._call(
+            "list", kind.resource, namespace, None,
+            self._methods(kind)["list"], namespace, label_selector=label_selector,
+        )
+        return list(document.get("items") or [])
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when there is none by that name."""
+        try:
+            return self._call(
+                "get", kind.resource, namespace, name, self._methods(kind)["read"], name, namespace
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of `body` (creates the object when missing); 409 is retried."""
+        name = body["metadata"]["name"]
+        namespace = body["metadata"]["namespace"]
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return self._call(
+                    "patch", kind.resource, namespace, name, self._methods(kind)["patch"],
+                    name, namespace, body,
+                    field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_CONTENT_TYPE,
+                )
+            except KubeError as exc:
+                if exc.status != 409 or attempt == CONFLICT_ATTEMPTS:
+                    raise
+                logger.info("Conflict on %s, applying again (attempt %d)", exc, attempt + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+        """Delete the object; False when it was already gone. 409 is retried."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                self._call(
+                    "delete", kind.resource, namespace, name, self._methods(kind)["delete"],
+                    name, namespace,
+                )
+                return True
+            except KubeError as exc:
+                if exc.status == 404:
+                    return False
+                if exc.status != 409 or attempt == CONFLICT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read_namespace(self, name: str) -> dict[str, Any]:
+        return self._call("get", "namespaces", None, name, self._core.read_namespace, name)
+
+    def can_i(self, verb: str, kind: Kind, namespace: str) -> bool:
+        """Whether RBAC lets this client `verb` `kind` in `namespace` (SelfSubjectAccessReview)."""
+        group = kind.api_version.rpartition("/")[0]
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "group": group,
+                    "resource": kind.resource,
+                }
+            },
+        }
+        answer = self._call(
+            "create", "selfsubjectaccessreviews", None, None,
+            self._authorization.create_self_subject_access_review, review,
+        )
+        return bool((answer.get("status") or {}).get("allowed"))
+
+
+_lock = threading.Lock()
+_cached: tuple[tuple, KubeApi] | None = None
+
+
+def _kubeconfig_paths() -> list[Path]:
+    configured = settings.KUBECONFIG
+    if configured:
+        return [Path(p).expanduser() for p in configured.split(os.pathsep) if p]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def _source_key() -> tuple:
+    """What the client would be built from; a change (an edited kubeconfig) rebuilds it."""
+    key: list[Any] = [settings.KUBECONFIG]
+    for path in _kubeconfig_paths():
+        try:
+            key.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            key.append((str(path), None))
+    return tuple(key)
+
+
+def _configuration() -> tuple[k8s.Configuration, str]:
+    """An explicit KUBECONFIG wins, then the pod's service account, then ~/.kube/config
+    (the order of kubectl and controller-runtime)."""
+    configuration = k8s.Configuration()
+    if not settings.KUBECONFIG:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return configuration, "in-cluster service account"
+        except ConfigException:
+            pass
+    paths = [p for p in _kubeconfig_paths() if p.is_file()]
+    if not paths:
+        raise ClientUnavailable("not in a pod and no kubeconfig file at " + ", ".join(
+            str(p) for p in _kubeconfig_paths()))
+    joined = os.pathsep.join(str(p) for p in paths)
+    try:
+        k8s_config.load_kube_config(
+            config_file=joined, client_configuration=configuration, persist_config=False
+        )
+    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+        raise ClientUnavailable(f"kubeconfig {joined} is not usable: {exc}") from exc
+    return configuration, f"kubeconfig {joined}"
+
+
+def kube_api() -> KubeApi:
+    """The shared client; built on first use and rebuilt when its configuration changes.
+
+    Raises ClientUnavailable when there is no configuration; the next call tries again.
+    """
+    global _cached
+    key = _source_key()
+    cached = _cached
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with _lock:
+        if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        configuration, source = _configuration()
+        # Our own code retries 409s; urllib3 only reconnects, so one slow call costs one
+        # timeout and the request counts stay what the bridge sent.
+        configuration.retries = Retry(total=1, connect=1, read=0, status=0, other=0,
+                                      redirect=0)
+        api = KubeApi(k8s.ApiClient(configuration), source)
+        # A replaced client may still serve a request in another thread: it is dropped,
+        # not closed, and its connections close when it is collected.
+        _cached = (key, api)
+        logger.info("Kubernetes client built from %s (API server %s)", source, api.host)
+        return api
+
+
+def client_configured() -> bool:
+    """Whether a client can be built now (the check behind the routes' 503)."""
+    try:
+        kube_api()
+    except ClientUnavailable:
+        return False
+    return True

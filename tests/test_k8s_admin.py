@@ -1,0 +1,127 @@
+"""The bridge in the admin: the two Device actions and the status page."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.messages import get_messages
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import RequestFactory
+
+from devices.models import Device
+from k8sbridge.admin import delete_kubernetes_objects, sync_devices_to_kubernetes
+from k8sbridge.models import SyncRun
+from tests.support.fleet import add_device
+
+pytestmark = pytest.mark.django_db
+
+NS = "monitoring"
+STATUS_URL = "/admin/k8sbridge/syncrun/status/"
+
+
+@pytest.fixture
+def new_request(admin_user):
+    def make():
+        request = RequestFactory().post("/admin/devices/device/")
+        request.user = admin_user
+        request.session = SessionStore()
+        request._messages = FallbackStorage(request)
+        return request
+
+    return make
+
+
+@pytest.fixture
+def action_request(new_request):
+    return new_request()
+
+
+def shown(request) -> list[tuple[str, str]]:
+    return [(m.level_tag, m.message) for m in get_messages(request)]
+
+
+def device_admin() -> admin.ModelAdmin:
+    return admin.ModelAdmin(Device, admin.site)
+
+
+def test_sync_action_reports_each_device(kube, action_request):
+    add_device("edge-01", ip="192.0.2.1")
+    add_device("EDGE-01", ip="192.0.2.2")
+    add_device("ill", ip="192.0.2.3", status="unhealthy")
+    add_device("untouched", ip="192.0.2.4")
+
+    sync_devices_to_kubernetes(
+        device_admin(), action_request,
+        Device.objects.filter(device_id__in=["edge-01", "EDGE-01", "ill"]),
+    )
+
+    assert shown(action_request) == [
+        ("error", "EDGE-01: failed: name collision: edge-device-edge-01 is already used by "
+                  "device edge-01, which was registered first"),
+        ("success", "edge-01: created (edge-device-edge-01)"),
+        ("warning", "ill: not published (device is not healthy)"),
+    ]
+    assert kube.names("services", NS) == ["edge-device-edge-01"]
+    assert SyncRun.objects.get().trigger == "admin"
+
+
+def test_delete_action_removes_only_the_selected_devices_objects(kube, new_request):
+    add_device("a", ip="192.0.2.1")
+    add_device("b", ip="192.0.2.2")
+    sync_devices_to_kubernetes(device_admin(), new_request(), Device.objects.all())
+    action_request = new_request()
+
+    delete_kubernetes_objects(device_admin(), action_request, Device.objects.filter(pk="a"))
+
+    assert shown(action_request) == [("success", "a: deleted (edge-device-a)")]
+    assert kube.names("services", NS) == ["edge-device-b"]
+
+
+def test_actions_without_a_cluster_say_so(settings, tmp_path, action_request):
+    settings.KUBECONFIG = str(tmp_path / "missing")
+    add_device("a")
+    sync_devices_to_kubernetes(device_admin(), action_request, Device.objects.all())
+    delete_kubernetes_objects(device_admin(), action_request, Device.objects.all())
+    messages = shown(action_request)
+    assert len(messages) == 2
+    assert all(level == "error" and "No Kubernetes cluster is configured" in text
+               for level, text in messages)
+
+
+def test_status_page_without_a_cluster_explains(admin_client, settings, tmp_path):
+    settings.KUBECONFIG = str(tmp_path / "missing")
+    response = admin_client.get(STATUS_URL)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "No Kubernetes cluster is configured" in text
+    assert "No sync has run yet." in text
+
+
+def test_status_page_shows_devices_and_syncs_on_request(admin_client, kube):
+    add_device("edge-01")
+    page = admin_client.get(STATUS_URL).content.decode()
+    assert "edge-device-edge-01" in page
+    assert "0 of 1 devices in sync" in page
+
+    response = admin_client.post(STATUS_URL)
+
+    assert response.status_code == 302
+    assert kube.names("services", NS) == ["edge-device-edge-01"]
+    page = admin_client.get(STATUS_URL).content.decode()
+    assert "1 of 1 devices in sync" in page
+    assert "Synced namespace monitoring: 1 created" in page
+
+
+def test_sync_runs_list_links_to_the_status_page(admin_client, kube):
+    add_device("edge-01")
+    admin_client.post(STATUS_URL)
+    page = admin_client.get("/admin/k8sbridge/syncrun/").content.decode()
+    assert STATUS_URL in page
+    assert "All succeeded" in page
+
+
+def test_status_page_needs_staff(client):
+    response = client.get(STATUS_URL)
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
