@@ -51,7 +51,9 @@ RELOADS = Counter(
     "ems_device_reloads_total", "Reload requests sent to devices, by result", ["result"]
 )
 K8S_SYNC_RUNS = Counter(
-    "ems_kubernetes_sync_runs_total", "Kubernetes reconcile runs, by outcome", ["result"]
+    "ems_kubernetes_sync_runs_total",
+    "Kubernetes reconcile runs (sync or cleanup), by outcome",
+    ["action", "result"],
 )
 K8S_SYNC_DURATION = Histogram(
     "ems_kubernetes_sync_duration_seconds",

@@ -21,6 +21,7 @@ from django.utils import timezone
 from devices.choices import DeviceStatus
 from devices.models import Device
 from devices.selectors import device_list
+from edgeserver.metrics import K8S_SYNC_DURATION, K8S_SYNC_ITEMS, K8S_SYNC_RUNS
 from k8sbridge.choices import SyncAction, SyncOutcome, SyncTrigger
 from k8sbridge.client import KubeApi, KubeError, kube_api
 from k8sbridge.models import SyncRun
@@ -348,13 +349,19 @@ def _record_run(
             "failed": len(result.failed),
             "total_healthy": result.total_healthy,
         }
+    finished_at = timezone.now()
+    K8S_SYNC_RUNS.labels(action=action, result=outcome).inc()
+    K8S_SYNC_DURATION.observe((finished_at - started_at).total_seconds())
+    for item_result, n in counts.items():
+        if item_result != "total_healthy" and n:
+            K8S_SYNC_ITEMS.labels(result=item_result).inc(n)
     SyncRun.objects.create(
         action=action,
         trigger=trigger,
         namespace=namespace,
         scope=", ".join(sorted(scope)) if scope is not None else "",
         started_at=started_at,
-        finished_at=timezone.now(),
+        finished_at=finished_at,
         outcome=outcome,
         errors=lines[:100],
         **counts,

@@ -116,3 +116,23 @@ def test_json_logs_are_one_object_per_line_with_request_ids(tmp_path):
     access = [r for r in records if r["logger"] == "gunicorn.access"]
     assert any(r["request_id"] == "trace-123" and "/nope" in r["message"] for r in access)
     assert any(r["logger"] == "django.request" and r["request_id"] == "trace-123" for r in records)
+
+
+@pytest.mark.django_db
+def test_kubernetes_sync_metrics_move(api, client, kube):
+    from tests.support.fleet import add_device
+
+    add_device("edge-01", ip="192.0.2.10")
+    add_device("edge-02", ip="192.0.2.11")
+    before = client.get("/metrics").content.decode()
+    assert send(api, "POST", "/kubernetes/sync", {}).status_code == 200
+    assert send(api, "POST", "/kubernetes/sync", {}).status_code == 200
+    after = client.get("/metrics").content.decode()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("ems_kubernetes_sync_runs_total", action="sync", result="ok") == 2
+    assert delta("ems_kubernetes_sync_items_total", result="created") == 2
+    assert delta("ems_kubernetes_sync_items_total", result="unchanged") == 2
+    assert delta("ems_kubernetes_sync_duration_seconds_count") == 2
