@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceHealth, DeviceRevision
+from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
 NOT_CHECKED_ERROR = "Not checked yet"
@@ -34,10 +38,21 @@ def device_health(device: Device) -> DeviceHealth:
         return DeviceHealth(device=device)
 
 
+def devices_due_for_probe() -> QuerySet[Device]:
+    """Devices a config write asked the monitor to probe now (new address, port or type)."""
+    return device_list().filter(health__probe_requested_at__isnull=False)
+
+
 def device_status(device: Device) -> tuple[str, str]:
-    """The contract status of a device and its error text ("" when healthy)."""
+    """The contract status of a device and its error text ("" when healthy).
+
+    An address outside DEVICE_ALLOWED_NETWORKS (the setting changed since it was stored)
+    is never contacted, whatever was observed before.
+    """
     if not device.ip_address:
         return DeviceStatus.UNKNOWN, NO_IP_ERROR
+    if not address_allowed(device.ip_address):
+        return DeviceStatus.UNREACHABLE, address_not_allowed_message(device.ip_address)
     health = device_health(device)
     if health.status == DeviceStatus.UNKNOWN:
         return DeviceStatus.UNKNOWN, health.error or NOT_CHECKED_ERROR
@@ -58,4 +73,58 @@ def fleet_summary(devices: list[Device]) -> dict[str, Any]:
         "unhealthy": len(devices) - healthy,
         "by_device_type": dict(sorted(Counter(d.device_type for d in devices).items())),
         "by_status": {status.value: statuses[status.value] for status in DeviceStatus},
+    }
+
+
+# How far back the admin's fleet overview lists status changes, and how many.
+RECENT_CHANGE_WINDOW = timedelta(hours=24)
+OVERVIEW_ROWS = 10
+
+
+def _shares(counts: Mapping[str, int], total: int) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "count": count, "percent": round(100 * count / total) if total else 0}
+        for name, count in counts.items()
+    ]
+
+
+def fleet_overview() -> dict[str, Any]:
+    """What the admin home shows: devices by status and by type, recent status changes and
+    devices whose running config differs from the served one."""
+    devices = list(device_list())
+    statuses = {device.device_id: device_status(device) for device in devices}
+    by_status = Counter({status.value: 0 for status in DeviceStatus})
+    by_status.update(status for status, _ in statuses.values())
+    since = timezone.now() - RECENT_CHANGE_WINDOW
+    recent = sorted(
+        (
+            device
+            for device in devices
+            if (changed := device_health(device).status_changed_at) and changed >= since
+        ),
+        key=lambda device: device_health(device).status_changed_at,
+        reverse=True,
+    )
+    drifted = [device for device in devices if device_health(device).config_in_sync is False]
+    return {
+        "total": len(devices),
+        "by_status": _shares(by_status, len(devices)),
+        "by_type": _shares(
+            dict(Counter(d.device_type for d in devices).most_common()), len(devices)
+        ),
+        "recent_changes": [
+            {
+                "device": device,
+                "status": statuses[device.device_id][0],
+                "error": statuses[device.device_id][1],
+                "changed_at": device_health(device).status_changed_at,
+            }
+            for device in recent[:OVERVIEW_ROWS]
+        ],
+        "recent_total": len(recent),
+        "drifted": [
+            {"device": device, "keys": device_health(device).drifted_keys}
+            for device in drifted[:OVERVIEW_ROWS]
+        ],
+        "drifted_total": len(drifted),
     }
