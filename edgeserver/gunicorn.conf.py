@@ -28,3 +28,7 @@ control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 on_starting = "edgeserver.gunicorn_hooks.on_starting"
+# The master runs exactly one device monitor beside the workers (MONITOR_ENABLED).
+when_ready = "edgeserver.gunicorn_hooks.when_ready"
+on_reload = "edgeserver.gunicorn_hooks.on_reload"
+on_exit = "edgeserver.gunicorn_hooks.on_exit"
