@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -56,6 +56,13 @@ PublishedState = tuple[str, str, int, int, str]
 def _published_state(device: Device) -> PublishedState:
     status, _ = selectors.device_status(device)
     return (status, device.ip_address, device.port, device.reload_port, device.device_type)
+
+
+def _release_stale_connections() -> None:
+    """What Django does between requests: drop a connection past CONN_MAX_AGE or broken
+    (the database restarted). Never inside a transaction, which the loop does not hold."""
+    if not connection.in_atomic_block:
+        close_old_connections()
 
 
 def load_listeners(paths: Iterable[str] | None = None) -> list[MonitorListener]:
@@ -95,7 +102,7 @@ class DeviceMonitor:
             except Exception:
                 # A database restart or a bug in one round must not end monitoring.
                 logger.exception("Device monitor iteration failed; trying again")
-                close_old_connections()
+                _release_stale_connections()
                 stop.wait(self.poll_interval)
             stop.wait(max(0.0, min(self.poll_interval, self._next_round - time.monotonic())))
         logger.info("Device monitor stopped")
@@ -115,7 +122,7 @@ class DeviceMonitor:
         return changed
 
     def run_round(self) -> list[str]:
-        close_old_connections()
+        _release_stale_connections()
         devices = list(selectors.device_list())
         result = services.devices_probe(devices=devices)
         level = logging.WARNING if result.seconds > settings.MONITOR_INTERVAL else logging.DEBUG
