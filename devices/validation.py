@@ -98,7 +98,13 @@ def address_allowed(value: str) -> bool:
 
 def address_not_allowed_message(value: str) -> str:
     """Why the server refuses to contact `value`; names the setting to change."""
+    shown = value
+    try:
+        if str(comparable_ip(value)) != str(ipaddress.ip_address(value)):
+            shown = f"{value} ({comparable_ip(value)})"
+    except ValueError:
+        pass
     return (
-        f"{value} is outside DEVICE_ALLOWED_NETWORKS; the server contacts devices only "
+        f"{shown} is outside DEVICE_ALLOWED_NETWORKS; the server contacts devices only "
         "at addresses inside those networks"
     )

@@ -16,8 +16,19 @@ JETSON = {
 }
 
 
-def send(client: APIClient, method: str, path: str, body: Any = None, **headers: str):
-    """Send `body` as JSON (or raw bytes/str as given) and return the response."""
+def send(
+    client: APIClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    remote_addr: str | None = None,
+    **headers: str,
+):
+    """Send `body` as JSON (or raw bytes/str as given) and return the response.
+
+    `remote_addr` is the caller's address as the server sees it (default 127.0.0.1).
+    """
     if isinstance(body, (bytes, str)):
         data = body
     elif body is None:
@@ -25,6 +36,8 @@ def send(client: APIClient, method: str, path: str, body: Any = None, **headers:
     else:
         data = json.dumps(body)
     extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    if remote_addr is not None:
+        extra["REMOTE_ADDR"] = remote_addr
     if method.upper() in ("GET", "HEAD"):
         return getattr(client, method.lower())(path, **extra)
     return getattr(client, method.lower())(
