@@ -125,7 +125,10 @@ class DeviceMonitor:
         _release_stale_connections()
         devices = list(selectors.device_list())
         result = services.devices_probe(devices=devices)
-        level = logging.WARNING if result.seconds > settings.MONITOR_INTERVAL else logging.DEBUG
+        # A quiet round is not worth a line every MONITOR_INTERVAL; a slow one is a warning.
+        level = logging.INFO if result.changed else logging.DEBUG
+        if result.seconds > settings.MONITOR_INTERVAL:
+            level = logging.WARNING
         logger.log(
             level,
             "Probe round: %d devices in %.2fs, %d changed status",

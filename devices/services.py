@@ -7,6 +7,7 @@ device proxy go through the one device client (devices.client).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -728,7 +729,7 @@ def _observe(health: DeviceHealth, outcome: ProbeOutcome, address: str, now: dat
     return changed
 
 
-PROBE_FIELDS = [
+OBSERVATION_FIELDS = (
     "status",
     "error",
     "exporter_status",
@@ -737,8 +738,31 @@ PROBE_FIELDS = [
     "status_changed_at",
     "consecutive_failures",
     "probed_address",
-]
-DRIFT_FIELDS = ["config_in_sync", "drifted_keys", "drift_checked_at"]
+    "config_in_sync",
+    "drifted_keys",
+    "drift_checked_at",
+)
+_STORE_BATCH = 500
+
+
+def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
+    """Write each device's changed fields, one UPDATE per distinct set of new values.
+
+    In a round most devices get the same values (the round's time, "healthy", no error),
+    so a fleet of thousands is written in a handful of statements and one short
+    transaction; Django's bulk_update would build a CASE per row and field instead.
+    """
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for device_id, values in changes:
+        if values:
+            key = json.dumps(values, sort_keys=True, default=str)
+            groups.setdefault(key, (values, []))[1].append(device_id)
+    with transaction.atomic():
+        for values, device_ids in groups.values():
+            for start in range(0, len(device_ids), _STORE_BATCH):
+                DeviceHealth.objects.filter(
+                    pk__in=device_ids[start : start + _STORE_BATCH]
+                ).update(**values)
 
 
 def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> ProbeRound:
@@ -746,9 +770,10 @@ def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> 
 
     Devices without an address are skipped. The running config of each healthy device is
     compared with what the server serves when its last comparison is older than
-    DRIFT_CHECK_INTERVAL, or always with `recheck_drift`. Results are stored in a few bulk
-    statements; a device whose config changed meanwhile keeps the newer state (its address
-    change asked for a fresh probe already). Pending probe requests are cleared.
+    DRIFT_CHECK_INTERVAL, or always with `recheck_drift`. Only changed fields are written,
+    grouped into few statements; a device whose config changed meanwhile keeps the newer
+    state (its address change asked for a fresh probe already). Pending probe requests
+    are cleared.
     """
     started = time.monotonic()
     devices = list(devices)
@@ -779,35 +804,29 @@ def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> 
         )
     }
     changed: list[str] = []
-    probe_only: list[DeviceHealth] = []
-    with_drift: list[DeviceHealth] = []
+    changes: list[tuple[str, dict[str, Any]]] = []
     for device, (outcome, drift) in zip(targets, results, strict=True):
         now_stored = current.get(device.pk)
         if now_stored is None or now_stored[:2] != (device.ip_address, device.reload_port):
             continue  # deleted, or moved to another address while we probed the old one
         health = _health_of(device)
+        before = {name: getattr(health, name) for name in OBSERVATION_FIELDS}
         if health.probe_requested_at is not None:
             requested.append(Q(pk=device.pk, probe_requested_at=health.probe_requested_at))
             health.probe_requested_at = None
         if _observe(health, outcome, _address(device), now):
             changed.append(device.pk)
+        # A comparison with a config that was replaced while we fetched it is not stored.
         if drift is not None and now_stored[2] == device.version:
             health.config_in_sync = drift.in_sync
             health.drifted_keys = drift.drifted_keys
             health.drift_checked_at = now
-            with_drift.append(health)
-        else:
-            probe_only.append(health)
-    with transaction.atomic():
-        if probe_only:
-            DeviceHealth.objects.bulk_update(probe_only, PROBE_FIELDS, batch_size=500)
-        if with_drift:
-            DeviceHealth.objects.bulk_update(
-                with_drift, PROBE_FIELDS + DRIFT_FIELDS, batch_size=500
-            )
-        # Only the requests we served: one made while we probed stays for the next look.
-        for start in range(0, len(requested), 200):
-            DeviceHealth.objects.filter(reduce(or_, requested[start : start + 200])).update(
-                probe_requested_at=None
-            )
+        after = {name: getattr(health, name) for name in OBSERVATION_FIELDS}
+        changes.append((device.pk, {k: v for k, v in after.items() if v != before[k]}))
+    _store_observations(changes)
+    # Only the requests we served: one made while we probed stays for the next look.
+    for start in range(0, len(requested), 200):
+        DeviceHealth.objects.filter(reduce(or_, requested[start : start + 200])).update(
+            probe_requested_at=None
+        )
     return ProbeRound(devices=targets, changed=changed, seconds=time.monotonic() - started)

@@ -7,10 +7,6 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("DEVICE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
-# The test client calls from 127.0.0.1, an allowed address: with adoption on, every device an
-# anonymous test registers would become a loopback device the server then reloads. Tests of
-# adoption turn it on; gunicorn end-to-end tests run with the production default (true).
-os.environ.setdefault("ADOPT_OBSERVED_IP", "false")
 
 from edgeserver.settings import *  # noqa: F403
 from edgeserver.settings import STORAGES
@@ -21,3 +17,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The test client calls from 127.0.0.1, an allowed address: with adoption on, every device an
+# anonymous test registers would become a loopback device the server then reloads. Tests of
+# adoption turn it on; gunicorn end-to-end tests run with the production default (true).
+ADOPT_OBSERVED_IP = False

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -72,6 +73,9 @@ class FakeExporter:
             "metrics": {"gpu_power": True},
         }
         self.overrides: dict[tuple[str, str], Reply] = {}
+        # Called with (method, path) before answering, e.g. to re-fetch the config from the
+        # server on POST /reload as the real exporter does.
+        self.on_request: Callable[[str, str], None] | None = None
         self.requests: list[tuple[str, str]] = []
         # (monotonic time, +1 accepted / -1 closed by the caller)
         self.connection_events: list[tuple[float, int]] = []
@@ -174,6 +178,8 @@ class FakeExporter:
                 return
             with self._lock:
                 self.requests.append(request)
+            if self.on_request is not None:
+                self.on_request(*request)
             reply = self.reply_for(*request)
             if reply.hang:
                 # Blocks until the caller hangs up (b"") or close() shuts the socket down.
