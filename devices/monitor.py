@@ -124,7 +124,7 @@ class DeviceMonitor:
     def run_round(self) -> list[str]:
         _release_stale_connections()
         devices = list(selectors.device_list())
-        result = services.devices_probe(devices=devices)
+        result = services.devices_probe(devices=devices, serve_requests=True)
         # A quiet round is not worth a line every MONITOR_INTERVAL; a slow one is a warning.
         level = logging.INFO if result.changed else logging.DEBUG
         if result.seconds > settings.MONITOR_INTERVAL:
@@ -142,7 +142,7 @@ class DeviceMonitor:
         devices = list(selectors.devices_due_for_probe())
         if not devices:
             return []
-        services.devices_probe(devices=devices)
+        services.devices_probe(devices=devices, serve_requests=True)
         return self._changes(devices, complete=False)
 
     def _changes(self, devices: list[Device], *, complete: bool) -> list[str]:

@@ -765,15 +765,20 @@ def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
                 ).update(**values)
 
 
-def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> ProbeRound:
+def devices_probe(
+    *, devices: Iterable[Device], recheck_drift: bool = False, serve_requests: bool = False
+) -> ProbeRound:
     """Probe devices concurrently (at most PROBE_CONCURRENCY in flight) and store what was seen.
 
     Devices without an address are skipped. The running config of each healthy device is
     compared with what the server serves when its last comparison is older than
     DRIFT_CHECK_INTERVAL, or always with `recheck_drift`. Only changed fields are written,
     grouped into few statements; a device whose config changed meanwhile keeps the newer
-    state (its address change asked for a fresh probe already). Pending probe requests
-    are cleared.
+    state (its address change asked for a fresh probe already).
+
+    `serve_requests` (the monitor) clears the probe requests of these devices. Other
+    callers leave them, so the monitor still probes and reports those devices to its
+    listeners at once.
     """
     started = time.monotonic()
     devices = list(devices)
@@ -782,7 +787,9 @@ def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> 
     requested = [
         Q(pk=device.pk, probe_requested_at=_health_of(device).probe_requested_at)
         for device in devices
-        if not device.ip_address and _health_of(device).probe_requested_at is not None
+        if serve_requests
+        and not device.ip_address
+        and _health_of(device).probe_requested_at is not None
     ]
     checked_at = timezone.now()
     plans = [(device, _drift_due(device, recheck_drift, checked_at)) for device in targets]
@@ -811,7 +818,7 @@ def devices_probe(*, devices: Iterable[Device], recheck_drift: bool = False) -> 
             continue  # deleted, or moved to another address while we probed the old one
         health = _health_of(device)
         before = {name: getattr(health, name) for name in OBSERVATION_FIELDS}
-        if health.probe_requested_at is not None:
+        if serve_requests and health.probe_requested_at is not None:
             requested.append(Q(pk=device.pk, probe_requested_at=health.probe_requested_at))
             health.probe_requested_at = None
         if _observe(health, outcome, _address(device), now):

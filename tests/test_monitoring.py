@@ -279,6 +279,17 @@ def test_new_device_is_probed_at_once_not_at_the_next_round(api, exporters, moni
     assert listener.changes == [["edge-new"]]
 
 
+def test_a_refresh_leaves_probe_requests_to_the_monitor(api, exporters, monitor):
+    monitor, listener = monitor
+    monitor.step()
+    register(api, "edge-new", exporters().port)
+    assert status(api, "edge-new")["status"] == "healthy"  # probed by ?refresh=true
+    assert DeviceHealth.objects.get(pk="edge-new").probe_requested_at is not None
+    # The monitor still looks at once, so its listeners hear of the new device now.
+    assert monitor.step() == ["edge-new"]
+    assert listener.changes == [["edge-new"]]
+
+
 @pytest.mark.parametrize(
     ("change", "probed"),
     [
