@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from gunicorn.glogging import Logger
 
@@ -56,12 +55,10 @@ def on_starting(server) -> None:
         )
 
 
-MANAGE_PY = Path(__file__).resolve().parent.parent / "manage.py"
-
 
 class MonitorSupervisor:
-    """Runs `manage.py monitor_devices` as one child of the gunicorn master, restarts it
-    when it dies and stops it when the master exits.
+    """Runs `python -m django monitor_devices` as one child of the gunicorn master,
+    restarts it when it dies and stops it when the master exits.
 
     The master exists once per server however many workers it forks, so the monitor does
     too; in a worker it would probe every device once per worker. The child is passed the
@@ -100,9 +97,11 @@ class MonitorSupervisor:
             self._terminate()
 
     def _spawn(self) -> None:
+        # `-m django` finds the settings through DJANGO_SETTINGS_MODULE (gunicorn.conf.py
+        # sets it), so it works whether or not a manage.py sits beside the package.
         self.process = subprocess.Popen(
-            [sys.executable, str(MANAGE_PY), "monitor_devices", "--parent-pid", str(os.getpid())],
-            cwd=MANAGE_PY.parent,
+            [sys.executable, "-m", "django", "monitor_devices", "--parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
         )
         self._started_at = time.monotonic()
         self.log.info("Started the device monitor (pid %s)", self.process.pid)

@@ -125,6 +125,22 @@ def test_monitor_can_be_left_to_another_process(tmp_path):
         assert "MONITOR_ENABLED=false" in server.log()
 
 
+def test_monitor_follows_its_master(tmp_path):
+    with run_server(tmp_path, workers=2) as server:
+        assert wait_until(lambda: len(monitors(server)) == 1, 10)
+        first = monitors(server)[0]
+        # SIGHUP reloads code and settings: the workers and the monitor restart.
+        server.process.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: (pids := monitors(server)) and pids[0] != first and pids, 15)
+        assert not alive(first)
+        second = monitors(server)[0]
+        assert len(monitors(server)) == 1
+        # A master killed outright cannot stop its monitor: the monitor notices and exits.
+        server.process.kill()
+        server.process.wait()
+        assert wait_until(lambda: not alive(second), 10)
+
+
 def test_reload_reaches_the_device_after_the_write_committed(tmp_path, exporters):
     """The exporter's flow: it registers without an address, is adopted, is told to reload,
     re-fetches its config and finds the new one, then PUTs it back without a reload storm."""
