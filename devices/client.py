@@ -137,9 +137,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def call(
-    ip: str, port: int, method: str, path: str, *, timeout: float, body_limit: int
-) -> Answer:
+def call(ip: str, port: int, method: str, path: str, *, timeout: float, body_limit: int) -> Answer:
     """One HTTP exchange with a device; raises AddressNotAllowed or DeviceUnreachable.
 
     Whatever the status (a redirect included), the answer is returned as it came.
@@ -166,9 +164,7 @@ def call(
         raise DeviceUnreachable(f"No answer within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as exc:
         raise DeviceUnreachable(_describe(exc)) from None
-    return Answer(
-        status=response.status, body=body[:body_limit], complete=len(body) <= body_limit
-    )
+    return Answer(status=response.status, body=body[:body_limit], complete=len(body) <= body_limit)
 
 
 def _reject_constant(name: str) -> Any:

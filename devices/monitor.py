@@ -96,15 +96,22 @@ class DeviceMonitor:
             settings.PROBE_CONCURRENCY,
             settings.DRIFT_CHECK_INTERVAL,
         )
+        failures = 0
         while not stop.is_set() and keep_running():
             try:
                 self.step()
+                failures = 0
             except Exception:
-                # A database restart or a bug in one round must not end monitoring.
+                # A database restart or a bug in one round must not end monitoring; waiting
+                # longer after each failure keeps an outage from flooding the log.
+                failures += 1
                 logger.exception("Device monitor iteration failed; trying again")
                 _release_stale_connections()
-                stop.wait(self.poll_interval)
-            stop.wait(max(0.0, min(self.poll_interval, self._next_round - time.monotonic())))
+            if failures:
+                delay = min(settings.MONITOR_INTERVAL, self.poll_interval * 2**failures)
+            else:
+                delay = min(self.poll_interval, self._next_round - time.monotonic())
+            stop.wait(max(0.0, delay))
         logger.info("Device monitor stopped")
 
     def step(self) -> list[str]:

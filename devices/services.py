@@ -760,9 +760,9 @@ def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
     with transaction.atomic():
         for values, device_ids in groups.values():
             for start in range(0, len(device_ids), _STORE_BATCH):
-                DeviceHealth.objects.filter(
-                    pk__in=device_ids[start : start + _STORE_BATCH]
-                ).update(**values)
+                DeviceHealth.objects.filter(pk__in=device_ids[start : start + _STORE_BATCH]).update(
+                    **values
+                )
 
 
 def devices_probe(

@@ -55,7 +55,6 @@ def on_starting(server) -> None:
         )
 
 
-
 class MonitorSupervisor:
     """Runs `python -m django monitor_devices` as one child of the gunicorn master,
     restarts it when it dies and stops it when the master exits.

@@ -147,7 +147,9 @@ def test_config_that_is_not_a_small_json_object_is_a_bad_answer(exporters, reply
 def test_ipv6_loopback_device(exporters):
     exporter = exporters(host="::1")
     assert client.get_health("::1", exporter.port, timeout=TIMEOUT).status == 200
-    assert client.device_url("::1", exporter.port, "/health") == f"http://[::1]:{exporter.port}/health"
+    assert (
+        client.device_url("::1", exporter.port, "/health") == f"http://[::1]:{exporter.port}/health"
+    )
 
 
 def test_ipv4_mapped_address_is_judged_and_reached_as_ipv4(exporters, outbound):

@@ -99,8 +99,9 @@ def test_one_monitor_beside_three_workers_probes_new_devices_at_once(tmp_path, e
         moved.set("GET", "/health", Reply(503))
         server.request("PATCH", "/devices/edge-01", json={"reload_port": moved.port})
         assert wait_until(
-            lambda: server.request("GET", "/devices/edge-01/status").json()["status"]
-            == "unhealthy",
+            lambda: (
+                server.request("GET", "/devices/edge-01/status").json()["status"] == "unhealthy"
+            ),
             5,
         )
         assert len(monitors(server)) == 1

@@ -60,9 +60,7 @@ def test_local_config_of_a_device_refusing_connections(api):
 
 
 @pytest.mark.parametrize("reply", [Reply(hang=True), Reply(200, {"pad": "x" * 100}, trickle=0.1)])
-def test_local_config_of_a_silent_or_trickling_device_gives_up_at_proxy_timeout(
-    api, device, reply
-):
+def test_local_config_of_a_silent_or_trickling_device_gives_up_at_proxy_timeout(api, device, reply):
     device.set("GET", "/config", reply)
     started = time.monotonic()
     response = api.get("/devices/edge-01/local-config")

@@ -66,6 +66,3 @@ def request_address(meta: Mapping[str, Any]) -> ObservedAddress | None:
         if not _trusted(hop):
             break
     return ObservedAddress(str(hop))
-
-
-
