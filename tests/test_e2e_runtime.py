@@ -114,8 +114,10 @@ def test_one_monitor_beside_three_workers_probes_new_devices_at_once(tmp_path, e
         assert len(monitors(server)) == 1
         replacement = monitors(server)[0]
         assert "restarting it" in server.log()
-    # Stopping the server stops its monitor.
+    # Stopping the server stops its monitor, which finishes cleanly on SIGTERM.
     assert wait_until(lambda: not alive(replacement), 10)
+    assert "Device monitor stopped" in server.log()
+    assert "did not stop" not in server.log()
 
 
 def test_monitor_can_be_left_to_another_process(tmp_path):

@@ -375,6 +375,26 @@ def test_run_loops_until_stopped(api, exporters, settings):
     assert exporter.probes == 1  # one round, then only (empty) looks for requests
 
 
+def test_run_survives_a_failing_iteration(settings, caplog):
+    settings.MONITOR_INTERVAL = 3600
+    stop = threading.Event()
+
+    class FlakyMonitor(DeviceMonitor):
+        calls = 0
+
+        def step(self) -> list[str]:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("the database went away")
+            stop.set()
+            return []
+
+    monitor = FlakyMonitor(poll_interval=0.01)
+    monitor.run(stop)
+    assert monitor.calls == 2
+    assert "Device monitor iteration failed" in caplog.text
+
+
 def test_run_stops_when_its_parent_is_gone(settings):
     settings.MONITOR_INTERVAL = 3600
     listener = RecordingListener()
