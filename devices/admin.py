@@ -7,8 +7,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import csrf_protect_m
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ParseError
@@ -16,7 +17,7 @@ from rest_framework.exceptions import ParseError
 from devices import selectors, services
 from devices.api.render import rfc3339
 from devices.api.serializers import DeviceConfigSerializer
-from devices.choices import ChangeSource, DeviceStatus, TokenKind
+from devices.choices import ChangeSource, DeviceStatus, ReloadStatus, TokenKind
 from devices.models import ApiToken, Device, DeviceRevision
 from devices.tokens import api_token_create, api_token_revoke
 from devices.validation import device_id_problem
@@ -147,13 +148,27 @@ class DeviceAdmin(admin.ModelAdmin):
         "reload_port",
         "status",
         "last_seen",
+        "config_in_sync",
+        "observed_ip",
         "updated_at",
     ]
-    list_filter = ["device_type", StatusFilter]
+    list_filter = ["device_type", StatusFilter, "health__config_in_sync"]
     search_fields = ["device_id", "ip_address"]
     list_per_page = 100
-    readonly_fields = ["status", "last_seen", "created_at", "updated_at", "history"]
-    actions: list = []
+    readonly_fields = [
+        "status",
+        "exporter_status",
+        "last_seen",
+        "last_checked",
+        "config_in_sync",
+        "drifted_keys",
+        "observed_ip",
+        "last_contact",
+        "created_at",
+        "updated_at",
+        "history",
+    ]
+    actions = ["reload_devices", "probe_devices", "use_observed_ip"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
         return super().get_queryset(request).select_related("health")
@@ -177,7 +192,23 @@ class DeviceAdmin(admin.ModelAdmin):
             return [(None, {"fields": config})]
         return [
             (None, {"fields": config}),
-            ("Observed", {"fields": ["status", "last_seen", "created_at", "updated_at"]}),
+            (
+                "Observed",
+                {
+                    "fields": [
+                        "status",
+                        "exporter_status",
+                        "last_seen",
+                        "last_checked",
+                        "config_in_sync",
+                        "drifted_keys",
+                        "observed_ip",
+                        "last_contact",
+                        "created_at",
+                        "updated_at",
+                    ]
+                },
+            ),
             ("History", {"fields": ["history"]}),
         ]
 
@@ -192,6 +223,30 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.display(description="last seen")
     def last_seen(self, device: Device) -> str:
         return rfc3339(selectors.device_health(device).last_seen) or "—"
+
+    @admin.display(description="last checked")
+    def last_checked(self, device: Device) -> str:
+        return rfc3339(selectors.device_health(device).last_checked) or "—"
+
+    @admin.display(description="exporter says")
+    def exporter_status(self, device: Device) -> str:
+        return selectors.device_health(device).exporter_status or "—"
+
+    @admin.display(boolean=True, description="config in sync")
+    def config_in_sync(self, device: Device) -> bool | None:
+        return selectors.device_health(device).config_in_sync
+
+    @admin.display(description="drifted keys")
+    def drifted_keys(self, device: Device) -> str:
+        return ", ".join(selectors.device_health(device).drifted_keys) or "—"
+
+    @admin.display(description="observed IP")
+    def observed_ip(self, device: Device) -> str:
+        return selectors.device_health(device).observed_ip or "—"
+
+    @admin.display(description="last contact")
+    def last_contact(self, device: Device) -> str:
+        return rfc3339(selectors.device_health(device).last_contact) or "—"
 
     @admin.display(description="recent revisions")
     def history(self, device: Device) -> str:
@@ -209,6 +264,18 @@ class DeviceAdmin(admin.ModelAdmin):
             link,
         )
 
+    @csrf_protect_m
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        # The admin wraps a save in its own transaction; the service's transaction must be
+        # the outermost one, so that the device it reloads fetches the committed config.
+        return self._changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: Device, form: DeviceForm, change: bool) -> None:
         version = form.cleaned_data.get("version")
         try:
@@ -224,6 +291,8 @@ class DeviceAdmin(admin.ModelAdmin):
             return
         if not result.changed:
             messages.info(request, f"{obj.pk}: nothing changed, no revision written.")
+        elif result.reload_triggered:
+            messages.info(request, f"{obj.pk}: the device reloaded its config.")
         obj.refresh_from_db()
 
     def delete_model(self, request: HttpRequest, obj: Device) -> None:
@@ -235,6 +304,44 @@ class DeviceAdmin(admin.ModelAdmin):
                 services.device_delete(device_id=device_id, actor=admin_actor(request))
             except ApiError as exc:
                 messages.warning(request, f"{device_id}: {exc.message or exc.error}")
+
+    @admin.action(description="Reload selected devices")
+    def reload_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        results = services.devices_reload(devices=queryset)
+        reloaded = [r.device_id for r in results if r.status == ReloadStatus.RELOADED]
+        if reloaded:
+            messages.success(request, f"Reloaded {len(reloaded)}: {', '.join(reloaded)}")
+        for result in results:
+            if result.status != ReloadStatus.RELOADED:
+                messages.error(request, f"{result.device_id}: {result.status}: {result.error}")
+
+    @admin.action(description="Probe selected devices now")
+    def probe_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        devices = list(queryset.select_related("health"))
+        result = services.devices_probe(devices=devices, recheck_drift=True)
+        counts: dict[str, int] = {}
+        for device in devices:
+            status, _ = selectors.device_status(device)
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+        messages.success(
+            request, f"Probed {len(result.devices)} in {result.seconds:.1f}s: {summary}"
+        )
+
+    @admin.action(description="Use observed IP")
+    def use_observed_ip(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        for device_id in queryset.values_list("device_id", flat=True):
+            try:
+                result = services.device_adopt_observed_ip(
+                    device_id=device_id, actor=admin_actor(request)
+                )
+            except ApiError as exc:
+                messages.error(request, f"{device_id}: {exc.message or exc.error}")
+                continue
+            if result.changed:
+                messages.success(request, f"{device_id}: IP set to {result.device.ip_address}")
+            else:
+                messages.info(request, f"{device_id}: already at {result.device.ip_address}")
 
 
 class DeviceIdFilter(admin.SimpleListFilter):

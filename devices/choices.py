@@ -42,3 +42,9 @@ class ChangeSource(models.TextChoices):
 class TokenKind(models.TextChoices):
     OPERATOR = "operator", "Operator"
     DEVICE = "device", "Device"
+
+
+class ReloadStatus(models.TextChoices):
+    RELOADED = "reloaded", "Reloaded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"

@@ -65,7 +65,13 @@ class Device(models.Model):
 
 
 class DeviceHealth(models.Model):
-    """The latest observation of a device, written by the monitor, never by config writes."""
+    """The latest observation of a device, written by probes (the monitor, `?refresh=true`,
+    the admin) and by the device's own calls (observed address).
+
+    Config writes touch it only to ask for attention: `probe_requested_at` when the
+    address, ports or type changed, and a reset of the drift check when what the device
+    should run changed.
+    """
 
     device = models.OneToOneField(
         Device, primary_key=True, on_delete=models.CASCADE, related_name="health"
@@ -81,6 +87,15 @@ class DeviceHealth(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True, help_text="Last healthy answer")
     status_changed_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    probed_address = models.CharField(
+        max_length=64, blank=True, default="", help_text="ip:reload_port the status is about"
+    )
+    probe_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Set by a config write; the monitor probes the device at once and clears it",
+    )
     observed_ip = models.CharField(max_length=45, blank=True, default="")
     last_contact = models.DateTimeField(null=True, blank=True)
     config_in_sync = models.BooleanField(null=True, blank=True)
@@ -106,6 +121,9 @@ class DeviceRevision(models.Model):
     config = models.JSONField(help_text="The config as GET /config/{id} served it, plus ip_address")
     actor = models.CharField(max_length=200)
     source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    note = models.CharField(
+        max_length=200, blank=True, default="", help_text="Why, when the server decided something"
+    )
     created_at = models.DateTimeField()
 
     class Meta:

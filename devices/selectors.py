@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from devices.choices import DeviceStatus
 from devices.models import Device, DeviceHealth, DeviceRevision
+from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
 NOT_CHECKED_ERROR = "Not checked yet"
@@ -34,14 +38,30 @@ def device_health(device: Device) -> DeviceHealth:
         return DeviceHealth(device=device)
 
 
-def device_status(device: Device) -> tuple[str, str]:
-    """The contract status of a device and its error text ("" when healthy)."""
-    if not device.ip_address:
+def devices_due_for_probe() -> QuerySet[Device]:
+    """Devices a config write asked the monitor to probe now (new address, port or type)."""
+    return device_list().filter(health__probe_requested_at__isnull=False)
+
+
+def contract_status(ip_address: str, observed: str | None, error: str = "") -> tuple[str, str]:
+    """The contract status of a device and its error text ("" when healthy), from its
+    address and its stored observation (None when never observed).
+
+    An address outside DEVICE_ALLOWED_NETWORKS (the setting changed since it was stored)
+    is never contacted, whatever was observed before.
+    """
+    if not ip_address:
         return DeviceStatus.UNKNOWN, NO_IP_ERROR
+    if not address_allowed(ip_address):
+        return DeviceStatus.UNREACHABLE, address_not_allowed_message(ip_address)
+    if observed in (None, DeviceStatus.UNKNOWN):
+        return DeviceStatus.UNKNOWN, error or NOT_CHECKED_ERROR
+    return observed, error
+
+
+def device_status(device: Device) -> tuple[str, str]:
     health = device_health(device)
-    if health.status == DeviceStatus.UNKNOWN:
-        return DeviceStatus.UNKNOWN, health.error or NOT_CHECKED_ERROR
-    return health.status, health.error
+    return contract_status(device.ip_address, health.status, health.error)
 
 
 def revision_list(*, device_id: str) -> QuerySet[DeviceRevision]:
@@ -49,23 +69,16 @@ def revision_list(*, device_id: str) -> QuerySet[DeviceRevision]:
 
 
 def fleet_counts() -> Counter[tuple[str, str]]:
-    """Number of devices per (status, device_type), counted by the database.
+    """Number of devices per (contract status, device_type).
 
-    The status is the contract's: a device without an address is unknown whatever was
-    last observed (the same rule as `device_status`).
+    Reads three columns per device, not whole rows: the status rule (`contract_status`)
+    needs the address, and the guard's networks are not something SQL can match.
     """
-    status = Case(
-        When(Q(ip_address="") | Q(health__isnull=True), then=Value(DeviceStatus.UNKNOWN.value)),
-        default=F("health__status"),
-        output_field=CharField(),
+    rows = Device.objects.values_list("device_type", "ip_address", "health__status").order_by()
+    return Counter(
+        (contract_status(ip_address, observed)[0], device_type)
+        for device_type, ip_address, observed in rows
     )
-    rows = (
-        Device.objects.annotate(contract_status=status)
-        .values("contract_status", "device_type")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    return Counter({(row["contract_status"], row["device_type"]): row["n"] for row in rows})
 
 
 def fleet_summary() -> dict[str, Any]:
@@ -83,4 +96,58 @@ def fleet_summary() -> dict[str, Any]:
         "unhealthy": total - by_status[DeviceStatus.HEALTHY],
         "by_device_type": dict(sorted(by_type.items())),
         "by_status": {status.value: by_status[status.value] for status in DeviceStatus},
+    }
+
+
+# How far back the admin's fleet overview lists status changes, and how many.
+RECENT_CHANGE_WINDOW = timedelta(hours=24)
+OVERVIEW_ROWS = 10
+
+
+def _shares(counts: Mapping[str, int], total: int) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "count": count, "percent": round(100 * count / total) if total else 0}
+        for name, count in counts.items()
+    ]
+
+
+def fleet_overview() -> dict[str, Any]:
+    """What the admin home shows: devices by status and by type, recent status changes and
+    devices whose running config differs from the served one."""
+    devices = list(device_list())
+    statuses = {device.device_id: device_status(device) for device in devices}
+    by_status = Counter({status.value: 0 for status in DeviceStatus})
+    by_status.update(status for status, _ in statuses.values())
+    since = timezone.now() - RECENT_CHANGE_WINDOW
+    recent = sorted(
+        (
+            device
+            for device in devices
+            if (changed := device_health(device).status_changed_at) and changed >= since
+        ),
+        key=lambda device: device_health(device).status_changed_at,
+        reverse=True,
+    )
+    drifted = [device for device in devices if device_health(device).config_in_sync is False]
+    return {
+        "total": len(devices),
+        "by_status": _shares(by_status, len(devices)),
+        "by_type": _shares(
+            dict(Counter(d.device_type for d in devices).most_common()), len(devices)
+        ),
+        "recent_changes": [
+            {
+                "device": device,
+                "status": statuses[device.device_id][0],
+                "error": statuses[device.device_id][1],
+                "changed_at": device_health(device).status_changed_at,
+            }
+            for device in recent[:OVERVIEW_ROWS]
+        ],
+        "recent_total": len(recent),
+        "drifted": [
+            {"device": device, "keys": device_health(device).drifted_keys}
+            for device in drifted[:OVERVIEW_ROWS]
+        ],
+        "drifted_total": len(drifted),
     }

@@ -1,11 +1,15 @@
-"""What the gunicorn master does once per server start, and its log lines."""
+"""What the gunicorn master does once per server start, the device monitor it runs beside
+its workers, and its log lines."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 from gunicorn.glogging import Logger
 
@@ -88,7 +92,116 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+class MonitorSupervisor:
+    """Runs `python -m django monitor_devices` as one child of the gunicorn master,
+    restarts it when it dies and stops it when the master exits.
+
+    The master exists once per server however many workers it forks, so the monitor does
+    too; in a worker it would probe every device once per worker. The child is passed the
+    master's pid and exits by itself if the master disappears without calling on_exit.
+    """
+
+    WATCH_INTERVAL = 1.0
+    # A monitor that dies within this long of starting is restarted with growing delays.
+    STEADY_AFTER = 30.0
+    MAX_RESTART_DELAY = 30.0
+
+    def __init__(self, log: Logger, stop_timeout: float) -> None:
+        self.log = log
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen | None = None
+        self._started_at = 0.0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+        threading.Thread(target=self._watch, name="monitor-supervisor", daemon=True).start()
+
+    def restart(self) -> None:
+        """After SIGHUP: workers reload code and settings, and so does the monitor."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._terminate()
+            self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            self._terminate()
+
+    def _spawn(self) -> None:
+        # `-m django` finds the settings through DJANGO_SETTINGS_MODULE (gunicorn.conf.py
+        # sets it), so it works whether or not a manage.py sits beside the package.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "django", "monitor_devices", "--parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+        )
+        self._started_at = time.monotonic()
+        self.log.info("Started the device monitor (pid %s)", self.process.pid)
+
+    def _terminate(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            self.log.warning("The device monitor (pid %s) did not stop; killing it", process.pid)
+            process.kill()
+            process.wait()
+
+    def _watch(self) -> None:
+        failures = 0
+        while not self._stopping.wait(self.WATCH_INTERVAL):
+            with self._lock:
+                process = self.process
+                # gunicorn reaps every child; poll() then reports 0, which is enough here.
+                if process is None or process.poll() is None:
+                    continue
+                lived = time.monotonic() - self._started_at
+            failures = failures + 1 if lived < self.STEADY_AFTER else 0
+            delay = min(self.MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 1.0
+            self.log.warning(
+                "The device monitor (pid %s) exited; restarting it in %.0fs", process.pid, delay
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self.process is process and not self._stopping.is_set():
+                    self._spawn()
+
+
+_monitor: MonitorSupervisor | None = None
+
+
+def when_ready(server) -> None:
+    """Once the master listens: start the one device monitor (unless MONITOR_ENABLED=false)."""
+    global _monitor
+    from django.conf import settings
+
+    if not settings.MONITOR_ENABLED:
+        server.log.info(
+            "MONITOR_ENABLED=false: this server runs no device monitor; run "
+            "`python manage.py monitor_devices` once somewhere else"
+        )
+        return
+    # A round in progress is bounded by the probe and drift timeouts; then it stops.
+    _monitor = MonitorSupervisor(server.log, stop_timeout=2 * settings.PROBE_TIMEOUT + 5)
+    _monitor.start()
+
+
+def on_reload(server) -> None:
+    if _monitor is not None:
+        _monitor.restart()
+
+
 def on_exit(server) -> None:
+    if _monitor is not None:
+        _monitor.stop()
     from django.conf import settings
 
     own = getattr(settings, "OWN_METRICS_DIR", None)

@@ -5,6 +5,7 @@ Each setting is documented with its default in README.md ("Settings").
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -26,6 +27,25 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+def _positive(name: str, value: float) -> float:
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be greater than 0; got {value}")
+    return value
+
+
+def _networks(name: str, default: str) -> list[str]:
+    """A comma-separated list of CIDRs, in canonical form (host bits are dropped)."""
+    networks = []
+    for text in env.list(name, default=default.split(",") if default else []):
+        if not text.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(text.strip(), strict=False)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {text!r} is not a network: {exc}") from None
+    return networks
 
 
 def _persistent_secret_key(path: Path) -> str:
@@ -82,6 +102,34 @@ AUTH_MODE = _choice("AUTH_MODE", "token", ("token", "open"))
 API_TOKENS = [token for token in env.list("API_TOKENS", default=[]) if token]
 DEVICE_REGISTRATION = _choice("DEVICE_REGISTRATION", "open", ("open", "token"))
 ENROLLMENT_TOKENS = [token for token in env.list("ENROLLMENT_TOKENS", default=[]) if token]
+
+# --- Device runtime -------------------------------------------------------------------
+# Seconds unless said otherwise. See README.md ("Device runtime").
+PROBE_TIMEOUT = _positive("PROBE_TIMEOUT", env.float("PROBE_TIMEOUT", default=2.0))
+PROBE_CONCURRENCY = int(_positive("PROBE_CONCURRENCY", env.int("PROBE_CONCURRENCY", default=256)))
+MONITOR_INTERVAL = _positive("MONITOR_INTERVAL", env.float("MONITOR_INTERVAL", default=15.0))
+FAILURE_THRESHOLD = int(_positive("FAILURE_THRESHOLD", env.int("FAILURE_THRESHOLD", default=1)))
+RELOAD_TIMEOUT = _positive("RELOAD_TIMEOUT", env.float("RELOAD_TIMEOUT", default=2.0))
+PROXY_TIMEOUT = _positive("PROXY_TIMEOUT", env.float("PROXY_TIMEOUT", default=5.0))
+DRIFT_CHECK_INTERVAL = _positive(
+    "DRIFT_CHECK_INTERVAL", env.float("DRIFT_CHECK_INTERVAL", default=300.0)
+)
+DEVICE_ALLOWED_NETWORKS = _networks(
+    "DEVICE_ALLOWED_NETWORKS",
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+)
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", "")
+ADOPT_OBSERVED_IP = env.bool("ADOPT_OBSERVED_IP", default=True)
+# gunicorn's master runs one `manage.py monitor_devices` beside the workers; false when the
+# monitor runs elsewhere (another Deployment, or a second replica of the web tier).
+MONITOR_ENABLED = env.bool("MONITOR_ENABLED", default=True)
+# Dotted paths of zero-argument factories returning monitor listeners (devices.monitor).
+# The Kubernetes auto-sync listens by default; it does nothing unless K8S_AUTO_SYNC=true.
+MONITOR_LISTENERS = [
+    path
+    for path in env.list("MONITOR_LISTENERS", default=["k8sbridge.autosync.AutoSync"])
+    if path
+]
 
 # --- Kubernetes bridge ------------------------------------------------------------------
 # Namespace of automatic syncs, the command's default and the routes' default `?namespace=`.

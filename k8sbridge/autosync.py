@@ -1,6 +1,7 @@
 """Automatic syncs (K8S_AUTO_SYNC): the hook the device-health monitor calls.
 
-The monitor, the one process that observes devices, owns an AutoSync and calls
+The monitor, the one process that observes devices, has an AutoSync among its listeners
+(MONITOR_LISTENERS, devices.monitor.MonitorListener) and calls
 `devices_changed(ids)` right after it stored a status, IP or port change, and `tick()` on
 every loop; together the cluster converges within seconds, without a CronJob. Both are
 no-ops while K8S_AUTO_SYNC is false and never raise: a failed sync is logged and recorded,
@@ -10,10 +11,11 @@ and the next change or the next full reconcile tries again.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.conf import settings
+from django.utils import timezone
 
 from k8sbridge.choices import SyncTrigger
 from k8sbridge.client import ClientUnavailable
@@ -36,7 +38,7 @@ class AutoSync:
         self._namespace = namespace
         self._interval = interval
         self._enabled = enabled
-        self.last_full_sync: float | None = None
+        self.last_full_sync: datetime | None = None
 
     @property
     def enabled(self) -> bool:
@@ -57,15 +59,18 @@ class AutoSync:
             return None
         return self._run(ids)
 
-    def tick(self, now: float | None = None) -> SyncResult | None:
+    def tick(self, now: datetime | None = None) -> SyncResult | None:
         """A full reconcile when none ran for `interval` seconds (the first call runs one).
 
-        `now` is a time.monotonic() value; the monitor passes its own clock reading.
+        `now` is the monitor's clock reading (devices.monitor.MonitorListener).
         """
         if not self.enabled:
             return None
-        now = time.monotonic() if now is None else now
-        if self.last_full_sync is not None and now - self.last_full_sync < self.interval:
+        now = timezone.now() if now is None else now
+        if (
+            self.last_full_sync is not None
+            and (now - self.last_full_sync).total_seconds() < self.interval
+        ):
             return None
         # Counted from the attempt, so a cluster that is down is retried once per interval.
         self.last_full_sync = now
@@ -77,10 +82,15 @@ class AutoSync:
                 namespace=self.namespace, device_ids=device_ids, trigger=SyncTrigger.AUTOSYNC
             )
         except (ClientUnavailable, ClusterUnreachable) as exc:
-            logger.warning("Automatic Kubernetes sync of %s failed: %s",
-                           ", ".join(device_ids) if device_ids else "all devices", exc)
+            logger.warning(
+                "Automatic Kubernetes sync of %s failed: %s",
+                ", ".join(device_ids) if device_ids else "all devices",
+                exc,
+            )
         except Exception:
             # The monitor must keep observing devices whatever goes wrong here.
-            logger.exception("Automatic Kubernetes sync of %s failed",
-                             ", ".join(device_ids) if device_ids else "all devices")
+            logger.exception(
+                "Automatic Kubernetes sync of %s failed",
+                ", ".join(device_ids) if device_ids else "all devices",
+            )
         return None

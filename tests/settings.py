@@ -24,3 +24,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests never reach a developer's real cluster: the bridge's tests point KUBECONFIG at a fake
 # API server (tests/support/kube_api.py); everything else sees no Kubernetes configuration.
 KUBECONFIG = "/nonexistent/edge-metrics-server-tests/kubeconfig"
+# The test client calls from 127.0.0.1, an allowed address: with adoption on, every device an
+# anonymous test registers would become a loopback device the server then reloads. Tests of
+# adoption turn it on; gunicorn end-to-end tests run with the production default (true).
+ADOPT_OBSERVED_IP = False

@@ -23,7 +23,7 @@ def _form(**overrides):
     data = {
         "device_id": "edge-01",
         "device_type": "jetson_orin",
-        "ip_address": "10.0.0.5",
+        "ip_address": "127.0.0.5",
         "port": "9102",
         "reload_port": "9101",
         "enabled_metrics": "null",

@@ -36,7 +36,7 @@ def bearer(token: str) -> APIClient:
 
 @pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
 def test_operator_routes_need_credentials(anon, method, path):
-    response = send(anon, method, path, {"device_type": "j", "ip_address": "10.0.0.1"})
+    response = send(anon, method, path, {"device_type": "j", "ip_address": "127.0.0.1"})
     assert response.status_code == 401
     assert response.json()["error"] == "authentication_required"
     assert response.json()["message"]
@@ -162,7 +162,7 @@ def test_staff_session_is_an_operator_and_csrf_is_enforced(db):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.get("/config").status_code == 200
-    refused = send(client, "POST", "/config/x", {"device_type": "j", "ip_address": "10.0.0.1"})
+    refused = send(client, "POST", "/config/x", {"device_type": "j", "ip_address": "127.0.0.1"})
     assert refused.status_code == 403
     assert "CSRF" in refused.json()["message"]
 
@@ -180,7 +180,7 @@ def test_non_staff_session_is_not_an_operator(db):
 @pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
 def test_open_mode_lets_everyone_in(anon, settings, method, path):
     settings.AUTH_MODE = "open"
-    send(anon, "PUT", "/config/x", {"device_type": "jetson", "ip_address": "10.0.0.1"})
+    send(anon, "PUT", "/config/x", {"device_type": "jetson", "ip_address": "127.0.0.1"})
     response = send(anon, method, path, {"device_type": "j", "version": 1})
     assert response.status_code != 401
 

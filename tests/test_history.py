@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 def test_every_change_writes_a_revision_newest_first(api, anon):
     send(anon, "PUT", "/config/e", JETSON)
-    send(api, "PATCH", "/config/e", {"ip_address": "10.0.0.7"})
+    send(api, "PATCH", "/config/e", {"ip_address": "127.0.0.7"})
     send(api, "PATCH", "/devices/e", {"port": 9300})
     send(api, "DELETE", "/config/e")
     response = api.get("/config/e/history")
@@ -28,7 +28,7 @@ def test_every_change_writes_a_revision_newest_first(api, anon):
         "reload_port": 9101,
         "metrics": JETSON["metrics"],
         "shelly": JETSON["shelly"],
-        "ip_address": "10.0.0.7",
+        "ip_address": "127.0.0.7",
     }
     assert body["revisions"][3]["config"]["ip_address"] == ""
     assert body["revisions"][0]["created_at"].endswith("Z")
@@ -66,12 +66,12 @@ def test_rollback_restores_a_version_as_a_new_revision(api, anon):
 
 
 def test_rollback_brings_back_a_deleted_device(api, anon):
-    send(api, "POST", "/config/e", {**JETSON, "ip_address": "10.0.0.2"})
+    send(api, "POST", "/config/e", {**JETSON, "ip_address": "127.0.0.2"})
     send(api, "DELETE", "/config/e")
     response = send(api, "POST", "/config/e/rollback", {"version": 1})
     assert response.status_code == 200
     assert response.json()["version"] == 3
-    assert Device.objects.get(pk="e").ip_address == "10.0.0.2"
+    assert Device.objects.get(pk="e").ip_address == "127.0.0.2"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from k8sbridge.objects import (
 from tests.helpers import send
 from tests.support.fleet import add_device, set_status
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("doc_networks")]
 
 NS = "monitoring"
 NO_CLIENT = {

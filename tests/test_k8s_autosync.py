@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,12 +16,17 @@ pytestmark = pytest.mark.django_db
 NS = "monitoring"
 
 
+def at(seconds: float) -> datetime:
+    """A monitor clock reading `seconds` after an arbitrary start."""
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
 def test_everything_is_a_no_op_while_auto_sync_is_off(kube, settings):
     settings.K8S_AUTO_SYNC = False
     add_device("edge-01")
     auto = AutoSync()
     assert auto.devices_changed(["edge-01"]) is None
-    assert auto.tick(now=1000.0) is None
+    assert auto.tick(now=at(1000.0)) is None
     assert kube.calls == []
 
 
@@ -46,10 +52,10 @@ def test_tick_runs_a_full_reconcile_once_per_interval(kube, settings):
     add_device("edge-01")
     auto = AutoSync()
 
-    assert auto.tick(now=1000.0) is not None  # the first tick reconciles
-    assert auto.tick(now=1299.0) is None
+    assert auto.tick(now=at(1000.0)) is not None  # the first tick reconciles
+    assert auto.tick(now=at(1299.0)) is None
     add_device("edge-02", ip="192.0.2.2")
-    result = auto.tick(now=1300.0)
+    result = auto.tick(now=at(1300.0))
 
     assert [i.device_id for i in result.created] == ["edge-02"]
     assert len(kube.requests("list", "services")) == 2
@@ -62,11 +68,11 @@ def test_failures_are_logged_never_raised(settings, tmp_path, caplog):
     auto = AutoSync()
     with caplog.at_level(logging.WARNING, logger="k8sbridge.autosync"):
         assert auto.devices_changed(["edge-01"]) is None
-        assert auto.tick(now=5.0) is None
+        assert auto.tick(now=at(5.0)) is None
     assert "Automatic Kubernetes sync of edge-01 failed" in caplog.text
     assert "Automatic Kubernetes sync of all devices failed" in caplog.text
     # The failed attempt still counts: the next full reconcile waits for the interval.
-    assert auto.tick(now=6.0) is None
+    assert auto.tick(now=at(6.0)) is None
 
 
 def test_explicit_namespace_and_interval(kube, settings):
@@ -74,7 +80,25 @@ def test_explicit_namespace_and_interval(kube, settings):
     kube.add_namespace("edge")
     add_device("edge-01")
     auto = AutoSync(namespace="edge", interval=10)
-    auto.tick(now=0.0)
-    assert auto.tick(now=9.9) is None
-    assert auto.tick(now=10.0) is not None
+    auto.tick(now=at(0.0))
+    assert auto.tick(now=at(9.9)) is None
+    assert auto.tick(now=at(10.0)) is not None
     assert kube.names("services", "edge") == ["edge-device-edge-01"]
+
+
+@pytest.mark.usefixtures("fast_devices")
+def test_the_monitor_runs_the_auto_sync_by_default(api, exporters, kube, settings):
+    """MONITOR_LISTENERS names the auto-sync by default: a monitor round that sees a new
+    healthy device reconciles it into the cluster at once."""
+    from devices.monitor import DeviceMonitor, load_listeners
+    from tests.helpers import register
+
+    settings.K8S_AUTO_SYNC = True
+    register(api, "edge-01", exporters().port)
+    DeviceMonitor(listeners=load_listeners()).step()
+    runs = SyncRun.objects.filter(trigger="autosync")
+    assert runs.exists()
+    # The fake API refuses loopback addresses as a real cluster does, so the device fails,
+    # but the apply reached the cluster.
+    applied = {call.name for call in kube.requests(verb="patch")}
+    assert "edge-device-edge-01" in applied

@@ -29,10 +29,18 @@ for n, (device_id, ip, status) in enumerate([
     DeviceHealth.objects.create(device=d, status=status)
 """
 
+# The documentation addresses count as device networks, and no monitor runs: nothing may
+# ever contact them.
+CLUSTER_ENV = {
+    "DEVICE_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128,192.0.2.0/24,2001:db8::/32",
+    "MONITOR_ENABLED": "false",
+}
+
 
 def test_server_syncs_into_a_cluster_that_appears_after_it_started(tmp_path):
     kubeconfig = tmp_path / "kubeconfig"
-    with serve() as kube, run_server(tmp_path, env={"KUBECONFIG": str(kubeconfig)}) as server:
+    env = CLUSTER_ENV | {"KUBECONFIG": str(kubeconfig)}
+    with serve() as kube, run_server(tmp_path, env=env) as server:
         arranged = server.manage("shell", "-c", ARRANGE)
         assert arranged.returncode == 0, arranged.stderr
 

@@ -25,6 +25,8 @@ RFC1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 T0 = datetime(2024, 1, 1, tzinfo=datetime.now().astimezone().tzinfo)
 
+pytestmark = pytest.mark.usefixtures("doc_networks")
+
 
 def device(device_id: str, *, ip: str = "192.0.2.10", port: int = 9100,
            device_type: str = "jetson_orin", status: str = "healthy",

@@ -14,7 +14,7 @@ from k8sbridge.services import ClusterUnreachable, cluster_sync
 from tests.support.fleet import add_device, set_status
 from tests.support.kube_api import serve
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("doc_networks")]
 
 NS = "monitoring"
 KINDS = ("services", "endpoints", "endpointslices")

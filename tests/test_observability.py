@@ -31,7 +31,7 @@ def test_metrics_page_parses_and_counts_fleet_and_writes(anon, client):
     before = client.get("/metrics").content.decode()
     send(anon, "PUT", "/config/a", JETSON)
     send(anon, "PUT", "/config/b", {"device_type": "shelly"})
-    Device.objects.filter(pk="a").update(ip_address="10.0.0.1")
+    Device.objects.filter(pk="a").update(ip_address="127.0.0.1")
     DeviceHealth.objects.filter(pk="a").update(status="healthy")
     page = client.get("/metrics")
     assert page.status_code == 200

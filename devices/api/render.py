@@ -20,7 +20,11 @@ def config_list_item(device: Device) -> dict[str, Any]:
 
 
 def status_item(device: Device) -> dict[str, Any]:
-    """A device status item: `error` only when not healthy, `last_seen` only when known."""
+    """A device status item: `error` only when not healthy, `last_seen` only when known.
+
+    Beyond the contract: `last_checked`, `observed_ip`, `last_contact` and `config_in_sync`
+    (null when unknown), `drifted_keys` when out of sync, `exporter_status` when known.
+    """
     status, error = device_status(device)
     health = device_health(device)
     item: dict[str, Any] = {
@@ -35,6 +39,14 @@ def status_item(device: Device) -> dict[str, Any]:
         item["last_seen"] = rfc3339(health.last_seen)
     if status != "healthy":
         item["error"] = error
+    item["last_checked"] = rfc3339(health.last_checked)
+    item["observed_ip"] = health.observed_ip or None
+    item["last_contact"] = rfc3339(health.last_contact)
+    item["config_in_sync"] = health.config_in_sync
+    if health.config_in_sync is False:
+        item["drifted_keys"] = health.drifted_keys
+    if health.exporter_status and status == "healthy":
+        item["exporter_status"] = health.exporter_status
     return item
 
 
@@ -45,5 +57,6 @@ def revision_item(revision: DeviceRevision) -> dict[str, Any]:
         "config": revision.config,
         "actor": revision.actor,
         "source": revision.source,
+        "note": revision.note,
         "created_at": rfc3339(revision.created_at),
     }

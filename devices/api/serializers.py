@@ -19,9 +19,15 @@ from devices.choices import (
     DEFAULT_RELOAD_PORT,
     ChangeSource,
     DeviceStatus,
+    ReloadStatus,
     RevisionAction,
 )
-from devices.validation import DEVICE_TYPE_MAX_LENGTH, normalise_ip
+from devices.validation import (
+    DEVICE_TYPE_MAX_LENGTH,
+    address_allowed,
+    address_not_allowed_message,
+    normalise_ip,
+)
 
 CORE_KEYS = ("device_type", "ip_address", "port", "reload_port", "enabled_metrics")
 
@@ -70,9 +76,15 @@ class PortField(serializers.Field):
         return value
 
 
-@extend_schema_field({"type": "string", "description": "IPv4 or IPv6 literal"})
+@extend_schema_field(
+    {"type": "string", "description": "IPv4 or IPv6 literal inside DEVICE_ALLOWED_NETWORKS"}
+)
 class IPAddressField(serializers.Field):
-    """An IP literal, stored in canonical form. `allow_empty` lets "" mean "keep"."""
+    """An IP literal, stored in canonical form. `allow_empty` lets "" mean "keep".
+
+    Every address a client can store passes here, so the outbound guard refuses one the
+    server would not contact (`ip_not_allowed`) before anything is stored.
+    """
 
     def __init__(self, *, allow_empty: bool = True, **kwargs: Any) -> None:
         self.allow_empty = allow_empty
@@ -82,11 +94,14 @@ class IPAddressField(serializers.Field):
         if data == "" and self.allow_empty:
             return ""
         try:
-            return normalise_ip(data)
+            value = normalise_ip(data)
         except (TypeError, ValueError):
             raise _invalid(
                 f"Invalid IP address format: {_shown(data)}", "invalid_ip_address"
             ) from None
+        if not address_allowed(value):
+            raise _invalid(address_not_allowed_message(value), "ip_not_allowed")
+        return value
 
     def to_representation(self, value: str) -> str:
         return value
@@ -195,6 +210,12 @@ class DeviceBasicSerializer(serializers.Serializer):
     reload_port = PortField(required=False, allow_null=True)
 
 
+class RefreshQuerySerializer(serializers.Serializer):
+    """`?refresh=true`: probe the devices now instead of answering from stored observations."""
+
+    refresh = serializers.BooleanField(required=False, default=False)
+
+
 class RollbackSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
 
@@ -277,6 +298,7 @@ class RevisionSerializer(serializers.Serializer):
     config = serializers.DictField(help_text="GET /config/{id} as it was, plus ip_address")
     actor = serializers.CharField()
     source = serializers.ChoiceField(choices=ChangeSource.choices)
+    note = serializers.CharField(allow_blank=True, help_text="Why, when the server decided")
     created_at = serializers.DateTimeField()
 
 
@@ -301,8 +323,23 @@ class DeviceStatusItemSerializer(serializers.Serializer):
     port = serializers.IntegerField()
     reload_port = serializers.IntegerField()
     status = serializers.ChoiceField(choices=DeviceStatus.choices)
-    last_seen = serializers.DateTimeField(required=False)
-    error = serializers.CharField(required=False)
+    last_seen = serializers.DateTimeField(required=False, help_text="Last healthy answer")
+    error = serializers.CharField(required=False, help_text="Why it is not healthy")
+    last_checked = serializers.DateTimeField(allow_null=True, help_text="Last probe")
+    observed_ip = serializers.CharField(
+        allow_null=True, help_text="Address the device last called GET/PUT /config/{id} from"
+    )
+    last_contact = serializers.DateTimeField(allow_null=True)
+    config_in_sync = serializers.BooleanField(
+        allow_null=True,
+        help_text="Whether the device runs the config the server serves; null = not checked",
+    )
+    drifted_keys = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="When config_in_sync is false"
+    )
+    exporter_status = serializers.CharField(
+        required=False, help_text="The exporter's own status (healthy, degraded, starting)"
+    )
 
 
 class DeviceListSerializer(serializers.Serializer):
@@ -310,6 +347,37 @@ class DeviceListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     healthy = serializers.IntegerField()
     unhealthy = serializers.IntegerField()
+
+
+class ReloadResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[ReloadStatus.RELOADED.value])
+    device_id = serializers.CharField()
+
+
+class ReloadFailureSerializer(serializers.Serializer):
+    """`{"status": "failed", "device_id", "error"}`; a refused request has the usual shape."""
+
+    status = serializers.ChoiceField(choices=[ReloadStatus.FAILED.value], required=False)
+    device_id = serializers.CharField(required=False)
+    error = serializers.CharField()
+    message = serializers.CharField(required=False)
+
+
+class ReloadResultSerializer(serializers.Serializer):
+    device_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=ReloadStatus.choices)
+    error = serializers.CharField(required=False)
+
+
+class BulkReloadSerializer(serializers.Serializer):
+    results = ReloadResultSerializer(many=True)
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Failed and skipped")
+
+
+class RunningConfigSerializer(OpenObjectSerializer):
+    """The exporter's running config, relayed as the device returned it."""
 
 
 class SummarySerializer(serializers.Serializer):

@@ -27,6 +27,15 @@ urlpatterns = [
     re_path(
         rf"^devices/{DEVICE}/status/?$", views.DeviceStatusView.as_view(), name="device-status"
     ),
+    re_path(r"^devices/reload/?$", views.DevicesReloadView.as_view(), name="devices-reload"),
+    re_path(
+        rf"^devices/{DEVICE}/reload/?$", views.DeviceReloadView.as_view(), name="device-reload"
+    ),
+    re_path(
+        rf"^devices/{DEVICE}/local-config/?$",
+        views.DeviceLocalConfigView.as_view(),
+        name="device-local-config",
+    ),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", views.SummaryView.as_view(), name="metrics-summary"),
 ]

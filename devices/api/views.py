@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from devices import selectors, services
 from devices.api import serializers as s
 from devices.api.render import config_list_item, revision_item, status_item
-from devices.choices import DeviceStatus
+from devices.choices import DeviceStatus, ReloadStatus
 from devices.filtersets import DeviceFilterSet
 from edgeserver.api.errors import ApiError, device_not_found
 from edgeserver.api.permissions import DeviceRouteAccess, IsOperator
@@ -41,8 +41,24 @@ DEVICE_FILTERS = [
 ]
 
 
+REFRESH = OpenApiParameter(
+    "refresh",
+    bool,
+    description="true: probe the devices now (bounded by PROBE_TIMEOUT) and compare their "
+    "running config, instead of answering from the monitor's last observations",
+)
+
+
 def _errors(*codes: int) -> dict[int, Any]:
     return {code: ERROR_RESPONSES.get(code, s.ErrorSerializer) for code in (400, 401, *codes)}
+
+
+def _refresh_requested(request: Request) -> bool:
+    if "refresh" not in request.query_params:
+        return False
+    serializer = s.RefreshQuerySerializer(data={"refresh": request.query_params["refresh"]})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data["refresh"]
 
 
 class ConfigListView(ApiView):
@@ -84,9 +100,11 @@ class ConfigDetailView(ApiView):
     )
     def get(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
         """The config the exporter loads at start and after a reload (device route)."""
-        device = selectors.device_get(device_id=device_id)
+        device = selectors.device_get_with_health(device_id=device_id)
         if device is None:
             raise device_not_found(device_id, "No configuration available for this device")
+        if self.actor(device_route=True).is_device:
+            services.device_contact_record(device=device, observed=self.observed_address())
         headers = {"ETag": device.etag, "Cache-Control": "no-cache"}
         if device.etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             return Response(status=304, headers=headers)
@@ -108,6 +126,7 @@ class ConfigDetailView(ApiView):
             data=data,
             actor=self.actor(device_route=True),
             if_match=self._if_match(),
+            observed=self.observed_address(),
         )
         return Response(
             {
@@ -223,17 +242,20 @@ class ConfigRollbackView(ApiView):
 class DeviceListView(ApiView):
     @extend_schema(
         operation_id="devices_list",
-        parameters=DEVICE_FILTERS,
+        parameters=[*DEVICE_FILTERS, REFRESH],
         responses={200: s.DeviceListSerializer, **_errors()},
         tags=["devices"],
     )
     def get(self, request: Request) -> Response:
-        """Every device with its stored status."""
+        """Every device with its stored status; `?refresh=true` probes the listed ones first."""
+        refresh = _refresh_requested(request)
         filterset = DeviceFilterSet(request.query_params, queryset=selectors.device_list())
         if not filterset.is_valid():
             field, problems = next(iter(filterset.errors.items()))
             raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
-        items = [status_item(device) for device in filterset.qs]
+        if refresh:
+            services.devices_probe(devices=filterset.qs, recheck_drift=True)
+        items = [status_item(device) for device in filterset.qs.all()]
         healthy = sum(1 for item in items if item["status"] == "healthy")
         return Response(
             {
@@ -248,15 +270,65 @@ class DeviceListView(ApiView):
 class DeviceStatusView(ApiView):
     @extend_schema(
         operation_id="device_status",
+        parameters=[REFRESH],
         responses={200: s.DeviceStatusItemSerializer, **_errors(404)},
         tags=["devices"],
     )
     def get(self, request: Request, device_id: str) -> Response:
-        """One device's stored status."""
+        """One device's stored status; `?refresh=true` probes it first."""
+        refresh = _refresh_requested(request)
         device = selectors.device_get_with_health(device_id=device_id)
         if device is None:
             raise device_not_found(device_id)
+        if refresh:
+            services.devices_probe(devices=[device], recheck_drift=True)
         return Response(status_item(device))
+
+
+class DeviceReloadView(ApiView):
+    @extend_schema(
+        operation_id="device_reload",
+        request=None,
+        responses={
+            200: s.ReloadResponseSerializer,
+            400: s.ReloadFailureSerializer,
+            401: s.ErrorSerializer,
+            404: s.ErrorSerializer,
+            502: s.ReloadFailureSerializer,
+            503: s.ReloadFailureSerializer,
+        },
+        tags=["devices"],
+    )
+    def post(self, request: Request, device_id: str) -> Response:
+        """Tell the device to re-fetch its config (`POST /reload` on its reload port).
+
+        400 when it has no address, 502 when it answered other than 200, 503 when it could
+        not be reached (or its address is outside DEVICE_ALLOWED_NETWORKS).
+        """
+        device = selectors.device_get(device_id=device_id)
+        if device is None:
+            raise device_not_found(device_id)
+        result = services.device_reload(device=device)
+        if result.status == ReloadStatus.RELOADED:
+            return Response({"status": result.status, "device_id": device_id})
+        return Response(
+            {"status": result.status, "device_id": device_id, "error": result.error},
+            status=result.http_status,
+        )
+
+
+class DeviceLocalConfigView(ApiView):
+    @extend_schema(
+        operation_id="device_local_config",
+        responses={200: s.RunningConfigSerializer, **_errors(404, 502, 503)},
+        tags=["devices"],
+    )
+    def get(self, request: Request, device_id: str) -> Response:
+        """The config the exporter is running, fetched from the device (`GET /config`)."""
+        device = selectors.device_get(device_id=device_id)
+        if device is None:
+            raise device_not_found(device_id)
+        return Response(services.device_running_config(device=device))
 
 
 class DeviceDetailView(ApiView):
@@ -282,12 +354,51 @@ class DeviceDetailView(ApiView):
         )
 
 
+class DevicesReloadView(DeviceDetailView):
+    """`POST /devices/reload` reloads every device; `PATCH` still reaches a device whose id
+    happens to be "reload", as `/devices/{id}` would."""
+
+    @extend_schema(
+        operation_id="devices_reload",
+        request=None,
+        responses={200: s.BulkReloadSerializer, 401: s.ErrorSerializer},
+        tags=["devices"],
+    )
+    def post(self, request: Request) -> Response:
+        """Reload every device at once (concurrently, bounded by PROBE_CONCURRENCY).
+
+        A device without an address is "skipped" and counted in `failed`.
+        """
+        results = services.devices_reload(devices=selectors.device_list())
+        success = sum(1 for r in results if r.status == ReloadStatus.RELOADED)
+        return Response(
+            {
+                "results": [
+                    {"device_id": r.device_id, "status": r.status}
+                    | ({"error": r.error} if r.status != ReloadStatus.RELOADED else {})
+                    for r in results
+                ],
+                "total": len(results),
+                "success": success,
+                "failed": len(results) - success,
+            }
+        )
+
+    @extend_schema(exclude=True)
+    def patch(self, request: Request, device_id: str = "reload") -> Response:
+        self.validated_device_id = device_id
+        return super().patch(request, device_id=device_id)
+
+
 class SummaryView(ApiView):
     @extend_schema(
         operation_id="metrics_summary",
-        responses={200: s.SummarySerializer, 401: s.ErrorSerializer},
+        parameters=[REFRESH],
+        responses={200: s.SummarySerializer, **_errors()},
         tags=["devices"],
     )
     def get(self, request: Request) -> Response:
-        """Fleet counts by status and by device type."""
+        """Fleet counts by status and by device type; `?refresh=true` probes every device."""
+        if _refresh_requested(request):
+            services.devices_probe(devices=list(selectors.device_list()), recheck_drift=True)
         return Response(selectors.fleet_summary())

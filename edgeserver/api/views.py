@@ -17,6 +17,7 @@ from devices.api.serializers import ErrorSerializer, ServerHealthSerializer
 from devices.services import Actor
 from devices.tokens import Principal
 from devices.validation import device_id_problem
+from edgeserver.api.addresses import ObservedAddress, request_address
 from edgeserver.api.errors import ApiError
 from edgeserver.api.permissions import IsOperator, is_operator
 
@@ -52,6 +53,10 @@ class ApiView(APIView):
         """The request's JSON object; an empty body reads as `{}`."""
         data = self.request.data
         return {} if isinstance(data, QueryDict) else data
+
+    def observed_address(self) -> ObservedAddress | None:
+        """Where this request came from (X-Forwarded-For only from TRUSTED_PROXIES)."""
+        return request_address(self.request.META)
 
     def actor(self, *, device_route: bool = False) -> Actor:
         """Who the revision history names for a write made through this request."""

@@ -53,15 +53,12 @@ class RunningServer:
         )
 
 
-def _postgres_admin_url() -> str | None:
-    return settings.DATABASE_URL or None
-
-
 @contextmanager
-def fresh_database(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment variables that point a server at an empty database of the suite's kind."""
-    admin_url = _postgres_admin_url()
-    if admin_url is None:
+def fresh_database(tmp_path: Path, postgres_url: str | None = None) -> Iterator[dict[str, str]]:
+    """Environment variables that point a server at an empty database: a new database on
+    the PostgreSQL server of `postgres_url` (default: the suite's), else an SQLite file."""
+    admin_url = postgres_url if postgres_url is not None else settings.DATABASE_URL
+    if not admin_url:
         yield {"DB_PATH": str(tmp_path / "config.db")}
         return
     import psycopg
