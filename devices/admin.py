@@ -23,6 +23,7 @@ from devices.tokens import api_token_create, api_token_revoke
 from devices.validation import device_id_problem
 from edgeserver.api.errors import ApiError
 from edgeserver.api.parsers import check_storable
+from k8sbridge.admin import delete_kubernetes_objects, sync_devices_to_kubernetes
 
 STATUS_COLOURS = {
     DeviceStatus.HEALTHY: "#2e7d32",
@@ -168,7 +169,13 @@ class DeviceAdmin(admin.ModelAdmin):
         "updated_at",
         "history",
     ]
-    actions = ["reload_devices", "probe_devices", "use_observed_ip"]
+    actions = [
+        "reload_devices",
+        "probe_devices",
+        "use_observed_ip",
+        sync_devices_to_kubernetes,
+        delete_kubernetes_objects,
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
         return super().get_queryset(request).select_related("health")

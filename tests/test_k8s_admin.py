@@ -125,3 +125,19 @@ def test_status_page_needs_staff(client):
     response = client.get(STATUS_URL)
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_device_changelist_offers_the_kubernetes_actions(kube, client, django_user_model):
+    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-for-tests")
+    client.force_login(user)
+    add_device("edge-01", ip="192.0.2.1")
+    page = client.get("/admin/devices/device/").content.decode()
+    assert "Sync selected devices to Kubernetes" in page
+    assert "Delete Kubernetes objects of selected devices" in page
+    response = client.post(
+        "/admin/devices/device/",
+        {"action": "sync_devices_to_kubernetes", "_selected_action": ["edge-01"]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert kube.get("services", "monitoring", "edge-device-edge-01") is not None
