@@ -17,6 +17,27 @@ from devices.choices import (
 )
 
 
+def config_document(
+    *,
+    device_type: str,
+    port: int,
+    reload_port: int,
+    enabled_metrics: list[str] | None,
+    extra_config: dict[str, Any],
+) -> dict[str, Any]:
+    """What `GET /config/{id}` serves: enabled_metrics only when non-empty, the extra config
+    spread at the top level, never the id or the address."""
+    document: dict[str, Any] = {
+        "device_type": device_type,
+        "port": port,
+        "reload_port": reload_port,
+    }
+    if enabled_metrics:
+        document["enabled_metrics"] = enabled_metrics
+    document.update(extra_config)
+    return document
+
+
 class Device(models.Model):
     """One exporter's configuration; `GET /config/{id}` serves it (see `config_document`)."""
 
@@ -49,15 +70,13 @@ class Device(models.Model):
 
     def config_document(self) -> dict[str, Any]:
         """The body of `GET /config/{id}`: what the exporter loads as its running config."""
-        document: dict[str, Any] = {
-            "device_type": self.device_type,
-            "port": self.port,
-            "reload_port": self.reload_port,
-        }
-        if self.enabled_metrics:
-            document["enabled_metrics"] = self.enabled_metrics
-        document.update(self.extra_config)
-        return document
+        return config_document(
+            device_type=self.device_type,
+            port=self.port,
+            reload_port=self.reload_port,
+            enabled_metrics=self.enabled_metrics,
+            extra_config=self.extra_config,
+        )
 
     @property
     def etag(self) -> str:
@@ -69,8 +88,8 @@ class DeviceHealth(models.Model):
     the admin) and by the device's own calls (observed address).
 
     Config writes touch it only to ask for attention: `probe_requested_at` when the
-    address, ports or type changed, and a reset of the drift check when what the device
-    should run changed.
+    address, ports or type changed, `reload_pending` when the device could not be told of
+    a change, and a reset of the drift check when what the device should run changed.
     """
 
     device = models.OneToOneField(
@@ -95,6 +114,11 @@ class DeviceHealth(models.Model):
         blank=True,
         db_index=True,
         help_text="Set by a config write; the monitor probes the device at once and clears it",
+    )
+    reload_pending = models.BooleanField(
+        default=False,
+        help_text="The config changed while the device could not be told (it was unreachable "
+        "or its reload failed); the monitor reloads it when it answers again",
     )
     observed_ip = models.CharField(max_length=45, blank=True, default="")
     last_contact = models.DateTimeField(null=True, blank=True)

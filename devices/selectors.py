@@ -2,20 +2,107 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import Counter
 from collections.abc import Mapping
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
-from devices.models import Device, DeviceHealth, DeviceRevision
+from devices.models import Device, DeviceHealth, DeviceRevision, config_document
 from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
 NOT_CHECKED_ERROR = "Not checked yet"
+
+
+@dataclass(frozen=True)
+class ServedConfig:
+    """What `GET /config/{id}` answers, and what the server last knew of the caller."""
+
+    document: dict[str, Any]
+    version: int
+    observed_ip: str
+    last_contact: datetime | None
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+
+@functools.cache
+def _served_config_sql() -> str:
+    device, health = Device._meta, DeviceHealth._meta
+
+    quote = connection.ops.quote_name
+
+    def column(meta, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    # Identifiers come from the models' metadata; the device id is a bound parameter.
+    return (  # noqa: S608
+        "SELECT d.{type}, d.{port}, d.{reload}, d.{metrics}, d.{extra}, d.{version}, "
+        "h.{observed}, h.{contact} FROM {devices} d LEFT JOIN {healths} h ON h.{fk} = d.{pk} "
+        "WHERE d.{pk} = %s"
+    ).format(
+        type=column(device, "device_type"),
+        port=column(device, "port"),
+        reload=column(device, "reload_port"),
+        metrics=column(device, "enabled_metrics"),
+        extra=column(device, "extra_config"),
+        version=column(device, "version"),
+        observed=column(health, "observed_ip"),
+        contact=column(health, "last_contact"),
+        devices=quote(device.db_table),
+        healths=quote(health.db_table),
+        fk=column(health, "device"),
+        pk=column(device, "device_id"),
+    )
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
+
+
+def served_config(*, device_id: str) -> ServedConfig | None:
+    """The config the exporter fetches, read with one SQL statement.
+
+    This is the hottest read of the server (every exporter at start and after each reload,
+    thousands of them): building the ORM query costs ~0.7 ms, the query itself ~0.04 ms.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_served_config_sql(), [device_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    device_type, port, reload_port, metrics, extra, version, observed_ip, contact = row
+    return ServedConfig(
+        document=config_document(
+            device_type=device_type,
+            port=port,
+            reload_port=reload_port,
+            enabled_metrics=_json(metrics),
+            extra_config=_json(extra) or {},
+        ),
+        version=version,
+        observed_ip=observed_ip or "",
+        last_contact=_aware(contact),
+    )
 
 
 def device_get(*, device_id: str) -> Device | None:

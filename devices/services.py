@@ -269,15 +269,24 @@ def device_config_announce(*, device: Device) -> bool:
     """Tell a device that what `GET /config/{id}` returns has changed (`POST /reload`).
 
     Returns True only when the device answered 200. Runs after the write committed and
-    never raises: a device that is down must not fail or undo the write.
+    never raises: a device that is down must not fail or undo the write. A device the
+    monitor last found unreachable is not waited for (a write must never wait on a dead
+    device): like a reload that fails, it is left pending, and the monitor delivers it
+    when the device answers again.
     """
     if not device.ip_address:
         return False
-    try:
-        return device_reload(device=device).status == ReloadStatus.RELOADED
-    except Exception:
-        logger.exception("Reload of %s after a config change failed", device.device_id)
-        return False
+    observed = DeviceHealth.objects.filter(pk=device.pk).values_list("status", flat=True).first()
+    reloaded = False
+    if observed != DeviceStatus.UNREACHABLE:
+        try:
+            reloaded = device_reload(device=device).status == ReloadStatus.RELOADED
+        except Exception:
+            logger.exception("Reload of %s after a config change failed", device.device_id)
+    DeviceHealth.objects.filter(pk=device.pk).exclude(reload_pending=not reloaded).update(
+        reload_pending=not reloaded
+    )
+    return reloaded
 
 
 def _resolve_ports(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -338,24 +347,28 @@ def device_upsert(
     )
 
 
-def device_contact_record(*, device: Device, observed: ObservedAddress | None) -> None:
+def device_contact_record(
+    *,
+    device_id: str,
+    observed: ObservedAddress | None,
+    known_ip: str,
+    last_contact: datetime | None,
+) -> None:
     """GET /config/{id} by the device itself: remember where it called from.
 
-    Reads the observation already loaded with the device, so an unchanged address seen
-    recently costs no write at all.
+    Takes what the read already loaded (`known_ip`, `last_contact`), so an unchanged
+    address seen recently costs no write at all.
     """
     if observed is None:
         return
     now = timezone.now()
-    health = getattr(device, "health", None)
     if (
-        health is not None
-        and health.observed_ip == observed.ip
-        and health.last_contact is not None
-        and now - health.last_contact < CONTACT_WRITE_INTERVAL
+        known_ip == observed.ip
+        and last_contact is not None
+        and now - last_contact < CONTACT_WRITE_INTERVAL
     ):
         return
-    _record_contact(device.device_id, observed.ip, now)
+    _record_contact(device_id, observed.ip, now)
 
 
 def device_adopt_observed_ip(*, device_id: str, actor: Actor) -> WriteResult:
@@ -626,6 +639,8 @@ class ProbeOutcome:
     exporter_status: str = ""
     # The outbound guard refused the address: a fact of configuration, never damped.
     refused: bool = False
+    # A pending reload was delivered with this probe.
+    reloaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -743,6 +758,7 @@ OBSERVATION_FIELDS = (
     "config_in_sync",
     "drifted_keys",
     "drift_checked_at",
+    "reload_pending",
 )
 _STORE_BATCH = 500
 
@@ -800,8 +816,13 @@ def devices_probe(
         device, drift_due = plan
         outcome = _probe_health(device)
         drift = None
-        if drift_due and outcome.status == DeviceStatus.HEALTHY:
-            drift = _check_drift(device)
+        if outcome.status == DeviceStatus.HEALTHY:
+            if _health_of(device).reload_pending:
+                # Back after missing a config change: tell it now, before comparing configs.
+                reload = device_reload(device=device)
+                outcome = replace(outcome, reloaded=reload.status == ReloadStatus.RELOADED)
+            if drift_due:
+                drift = _check_drift(device)
         return outcome, drift
 
     results = client.for_each_concurrently(observe, plans)
@@ -825,6 +846,8 @@ def devices_probe(
             health.probe_requested_at = None
         if _observe(health, outcome, _address(device), now):
             changed.append(device.pk)
+        if outcome.reloaded:
+            health.reload_pending = False
         # A comparison with a config that was replaced while we fetched it is not stored.
         if drift is not None and now_stored[2] == device.version:
             health.config_in_sync = drift.in_sync

@@ -195,7 +195,9 @@ DeviceHealth.objects.bulk_create(DeviceHealth(device=d) for d in devices)
 
 def test_fleet_of_1000_with_100_silent_devices_takes_about_one_probe_timeout(tmp_path, exporters):
     timeout = 2.0  # the production default; serial probing would take 100 x 2 s
-    bound = timeout + 3
+    # Generous against a loaded machine, far below any serialisation; bench/ measures
+    # the real figure.
+    bound = timeout + 6
     env = {"PROBE_TIMEOUT": "2", "RELOAD_TIMEOUT": "2", "MONITOR_INTERVAL": "4"}
     alive, silent = exporters(), exporters()
     silent.answer_everything(Reply(hang=True))

@@ -219,3 +219,44 @@ def test_patch_of_a_device_named_reload_still_works(api, exporters):
     response = send(api, "PATCH", "/devices/reload", {"port": 9300})
     assert response.status_code == 200
     assert Device.objects.get(pk="reload").port == 9300
+
+
+def test_a_device_known_unreachable_is_not_waited_for_and_gets_its_reload_later(
+    api, anon, device
+):
+    from devices.monitor import DeviceMonitor
+
+    # The device stops answering, and the monitor notices.
+    device.answer_everything(Reply(hang=True))
+    DeviceMonitor().run_round()
+    assert api.get("/devices/edge-01/status").json()["status"] == "unreachable"
+    reloads_before = device.reloads
+
+    # A config change does not wait for it: no reload is even attempted.
+    started = time.monotonic()
+    response = send(api, "PATCH", "/config/edge-01", {"interval": 30}).json()
+    assert time.monotonic() - started < 0.4  # RELOAD_TIMEOUT is 0.5 s in these tests
+    assert response["reload_triggered"] is False
+    item = api.get("/devices/edge-01/status").json()
+    assert item["reload_pending"] is True
+    assert device.reloads == reloads_before
+
+    # It comes back: the next probe delivers the reload once.
+    device.overrides.clear()
+    DeviceMonitor().run_round()
+    assert device.reloads == reloads_before + 1
+    assert api.get("/devices/edge-01/status").json()["reload_pending"] is False
+    DeviceMonitor().run_round()
+    assert device.reloads == reloads_before + 1
+
+
+def test_a_failed_reload_is_left_pending(api, device):
+    device.set("POST", "/reload", Reply(500, "boom", content_type="text/plain"))
+    response = send(api, "PATCH", "/config/edge-01", {"interval": 30}).json()
+    assert response["reload_triggered"] is False
+    assert api.get("/devices/edge-01/status").json()["reload_pending"] is True
+    device.overrides.clear()
+    from devices.monitor import DeviceMonitor
+
+    DeviceMonitor().run_round()
+    assert api.get("/devices/edge-01/status").json()["reload_pending"] is False

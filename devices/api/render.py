@@ -23,7 +23,8 @@ def status_item(device: Device) -> dict[str, Any]:
     """A device status item: `error` only when not healthy, `last_seen` only when known.
 
     Beyond the contract: `last_checked`, `observed_ip`, `last_contact` and `config_in_sync`
-    (null when unknown), `drifted_keys` when out of sync, `exporter_status` when known.
+    (null when unknown), `drifted_keys` when out of sync, `exporter_status` when known,
+    `reload_pending` (a config change the device has not been told about yet).
     """
     status, error = device_status(device)
     health = device_health(device)
@@ -43,6 +44,7 @@ def status_item(device: Device) -> dict[str, Any]:
     item["observed_ip"] = health.observed_ip or None
     item["last_contact"] = rfc3339(health.last_contact)
     item["config_in_sync"] = health.config_in_sync
+    item["reload_pending"] = health.reload_pending
     if health.config_in_sync is False:
         item["drifted_keys"] = health.drifted_keys
     if health.exporter_status and status == "healthy":

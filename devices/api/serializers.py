@@ -340,6 +340,10 @@ class DeviceStatusItemSerializer(serializers.Serializer):
     exporter_status = serializers.CharField(
         required=False, help_text="The exporter's own status (healthy, degraded, starting)"
     )
+    reload_pending = serializers.BooleanField(
+        help_text="The config changed while the device was unreachable or its reload failed; "
+        "the monitor reloads it when it answers again"
+    )
 
 
 class DeviceListSerializer(serializers.Serializer):

@@ -155,21 +155,37 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     )
 
 
+def json_response(body: Any, *, status: int = 200, **kwargs: Any) -> JsonResponse:
+    """A JSON answer outside DRF, encoded as compactly as DRF's renderer does."""
+    return JsonResponse(
+        body,
+        status=status,
+        safe=False,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
+        **kwargs,
+    )
+
+
+def error_response(
+    status: int, error: str, message: str | None = None, **extra: Any
+) -> JsonResponse:
+    """The contract's error shape, for answers made outside DRF."""
+    return json_response(error_body(error, message, **extra), status=status)
+
+
 # Django-level handlers, for requests that never reach a DRF view (unknown paths, CSRF
 # failures outside DRF, crashes in middleware).
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("Not found", f"No route for {request.path}"), status=404)
+    return error_response(404, "Not found", f"No route for {request.path}")
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("bad_request", str(exception or "Bad request")), status=400)
+    return error_response(400, "bad_request", str(exception or "Bad request"))
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("forbidden", str(exception or "Forbidden")), status=403)
+    return error_response(403, "forbidden", str(exception or "Forbidden"))
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(
-        error_body(INTERNAL_ERROR, "The server failed to handle the request"), status=500
-    )
+    return error_response(500, INTERNAL_ERROR, "The server failed to handle the request")
