@@ -11,4 +11,11 @@ def constant(request, device_id):
     return JsonResponse(BODY)
 
 
-urlpatterns = [re_path(r"^config/(?P<device_id>[^/]+)$", constant)]
+def health(request):
+    return JsonResponse({"status": "healthy"})
+
+
+urlpatterns = [
+    re_path(r"^config/(?P<device_id>[^/]+)$", constant),
+    re_path(r"^health$", health),  # what the launcher waits for
+]

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from devices import client
+from devices import client, selectors
 from devices.choices import (
     DEFAULT_PORT,
     DEFAULT_RELOAD_PORT,
@@ -136,7 +136,15 @@ def _check_if_match(device: Device | None, if_match: str | None, device_id: str)
 
 
 def _locked_device(device_id: str) -> Device | None:
-    return Device.objects.select_for_update().filter(device_id=device_id).first()
+    """The device, row-locked until the transaction ends (PostgreSQL; SQLite's IMMEDIATE
+    transactions already hold the database's write lock), with its observation."""
+    locked = (
+        Device.objects.select_for_update(of=("self",))
+        .select_related("health")
+        .filter(device_id=device_id)
+        .order_by()[:1]
+    )
+    return next(iter(locked), None)
 
 
 def _next_version(device_id: str) -> int:
@@ -199,6 +207,19 @@ def _health_after_write(
         DeviceHealth.objects.create(device=device, **updates)
 
 
+# What a config write stores on the device row (the id and created_at never change).
+CONFIG_FIELDS = [
+    "device_type",
+    "ip_address",
+    "port",
+    "reload_port",
+    "enabled_metrics",
+    "extra_config",
+    "version",
+    "updated_at",
+]
+
+
 def _write(
     *,
     device_id: str,
@@ -248,7 +269,10 @@ def _write(
                     recorded_action = action
                 new.apply_to(device)
                 device.updated_at = now
-                device.save(force_insert=current is None)
+                if current is None:
+                    device.save(force_insert=True)
+                else:
+                    device.save(update_fields=CONFIG_FIELDS)
                 _health_after_write(device, current, new, now, contact_ip)
                 _record(device_id, device.version, recorded_action, new, actor, recorded_note)
         except IntegrityError:
@@ -276,16 +300,16 @@ def device_config_announce(*, device: Device) -> bool:
     """
     if not device.ip_address:
         return False
-    observed = DeviceHealth.objects.filter(pk=device.pk).values_list("status", flat=True).first()
+    # The observation as it was before the write (loaded with the locked row).
+    health = selectors.device_health(device)
     reloaded = False
-    if observed != DeviceStatus.UNREACHABLE:
+    if health.status != DeviceStatus.UNREACHABLE:
         try:
             reloaded = device_reload(device=device).status == ReloadStatus.RELOADED
         except Exception:
             logger.exception("Reload of %s after a config change failed", device.device_id)
-    DeviceHealth.objects.filter(pk=device.pk).exclude(reload_pending=not reloaded).update(
-        reload_pending=not reloaded
-    )
+    if health.reload_pending == reloaded:  # only a change is written
+        DeviceHealth.objects.filter(pk=device.pk).update(reload_pending=not reloaded)
     return reloaded
 
 
