@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ("fetch", "write", "fleet", "probe", "reload", "memory", "k8s")
 WRK_DIR = Path(__file__).with_name("wrk")
 DEVICES = 1000
 BLACKHOLED = 100
@@ -309,7 +310,10 @@ def main() -> None:
     parser.add_argument("--postgres", default="",
                         help="also measure writes on this PostgreSQL server, e.g. "
                         "postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk (Debian/Ubuntu) or brew install wrk")
 
@@ -333,19 +337,26 @@ def main() -> None:
                  run_server(tmp / "real", env=env) as server:
                 seed(server, fleet)
                 wait_for_first_round(server)
-                bench_config_fetch(report, server, baseline, args.runs, args.seconds)
-                bench_config_write(report, server, fleet, args.runs, args.seconds, "SQLite")
-                bench_fleet_view(report, server, args.runs)
-                bench_probe_round(report, server, args.runs)
-                bench_bulk_reload(report, server, args.runs)
-                bench_memory(report, server)
-            if args.postgres:
+                if "fetch" in only:
+                    bench_config_fetch(report, server, baseline, args.runs, args.seconds)
+                if "write" in only:
+                    bench_config_write(report, server, fleet, args.runs, args.seconds, "SQLite")
+                if "fleet" in only:
+                    bench_fleet_view(report, server, args.runs)
+                if "probe" in only:
+                    bench_probe_round(report, server, args.runs)
+                if "reload" in only:
+                    bench_bulk_reload(report, server, args.runs)
+                if "memory" in only:
+                    bench_memory(report, server)
+            if args.postgres and "write" in only:
                 (tmp / "pg").mkdir()
                 with run_server(tmp / "pg", env=env, postgres_url=args.postgres) as server:
                     seed(server, fleet)
                     bench_config_write(report, server, fleet, args.runs, args.seconds,
                                        "PostgreSQL")
-        bench_kubernetes(report)
+        if "k8s" in only:
+            bench_kubernetes(report)
     finally:
         fleet.stop()
     print("\n" + report.table())

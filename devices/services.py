@@ -18,7 +18,7 @@ from operator import or_
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.validation import address_allowed, address_not_allowed_message
 from edgeserver.api.addresses import ObservedAddress
 from edgeserver.api.errors import ApiError, device_not_found
+from edgeserver.db import write_transaction
 from edgeserver.metrics import CONFIG_WRITES
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def _write(
     """
     for attempt in range(_CREATE_RACE_ATTEMPTS):
         try:
-            with transaction.atomic(durable=True):
+            with write_transaction():
                 device = _locked_device(device_id)
                 _check_if_match(device, if_match, device_id)
                 current = DeviceConfig.of(device) if device is not None else None
@@ -554,7 +555,7 @@ def device_rollback(
 
 def device_delete(*, device_id: str, actor: Actor, if_match: str | None = None) -> None:
     """DELETE /config/{id}: remove the device; its history stays."""
-    with transaction.atomic():
+    with write_transaction(durable=False):
         device = _locked_device(device_id)
         if device is None:
             raise device_not_found(device_id)
@@ -799,7 +800,7 @@ def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
         if values:
             key = json.dumps(values, sort_keys=True, default=str)
             groups.setdefault(key, (values, []))[1].append(device_id)
-    with transaction.atomic():
+    with write_transaction(durable=False):
         for values, device_ids in groups.values():
             for start in range(0, len(device_ids), _STORE_BATCH):
                 DeviceHealth.objects.filter(pk__in=device_ids[start : start + _STORE_BATCH]).update(
