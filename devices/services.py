@@ -35,7 +35,7 @@ from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.validation import address_allowed, address_not_allowed_message
 from edgeserver.api.addresses import ObservedAddress
 from edgeserver.api.errors import ApiError, device_not_found
-from edgeserver.metrics import CONFIG_WRITES
+from edgeserver.metrics import CONFIG_WRITES, PROBE_DURATION, PROBES, RELOADS
 
 logger = logging.getLogger(__name__)
 # Status changes, one line each, whichever process observed them.
@@ -545,7 +545,9 @@ class ReloadResult:
 def device_reload(*, device: Device) -> ReloadResult:
     """`POST http://{ip}:{reload_port}/reload`; "reloaded" only when the device said 200."""
     if not device.ip_address:
-        return ReloadResult(device.device_id, ReloadStatus.FAILED, NO_IP_MESSAGE, 400)
+        return _reload_counted(
+            ReloadResult(device.device_id, ReloadStatus.FAILED, NO_IP_MESSAGE, 400)
+        )
     try:
         client.post_reload(device.ip_address, device.reload_port, timeout=settings.RELOAD_TIMEOUT)
     except client.DeviceBadAnswer as exc:
@@ -561,6 +563,13 @@ def device_reload(*, device: Device) -> ReloadResult:
         result.status,
         f" ({result.error})" if result.error else "",
     )
+    return _reload_counted(result)
+
+
+def _reload_counted(result: ReloadResult) -> ReloadResult:
+    """Count a reload outcome once, by the status the caller reports
+    (ems_device_reloads_total)."""
+    RELOADS.labels(result=result.status).inc()
     return result
 
 
@@ -569,7 +578,9 @@ def devices_reload(*, devices: Iterable[Device]) -> list[ReloadResult]:
 
     def reload_one(device: Device) -> ReloadResult:
         if not device.ip_address:
-            return ReloadResult(device.device_id, ReloadStatus.SKIPPED, NO_IP_MESSAGE, 400)
+            return _reload_counted(
+                ReloadResult(device.device_id, ReloadStatus.SKIPPED, NO_IP_MESSAGE, 400)
+            )
         return device_reload(device=device)
 
     return client.for_each_concurrently(reload_one, list(devices))
@@ -662,6 +673,20 @@ def _probe_health(device: Device) -> ProbeOutcome:
     # The exporter answers 200 while "degraded" or "starting": it runs, so it is healthy;
     # its own word is kept beside the status.
     return ProbeOutcome(DeviceStatus.HEALTHY, exporter_status=answer.exporter_status)
+
+
+def _probe_counted(device: Device) -> ProbeOutcome:
+    """One probe, counted by what it found (`refused`: the outbound guard kept it from
+    leaving) and, when a request went out, timed. Whoever probes (the monitor,
+    `?refresh=true`, the admin) is counted here, in its own process."""
+    started = time.monotonic()
+    outcome = _probe_health(device)
+    if outcome.refused:
+        PROBES.labels(result="refused").inc()
+    else:
+        PROBES.labels(result=outcome.status).inc()
+        PROBE_DURATION.observe(time.monotonic() - started)
+    return outcome
 
 
 def _check_drift(device: Device) -> DriftOutcome:
@@ -798,7 +823,7 @@ def devices_probe(
 
     def observe(plan: tuple[Device, bool]) -> tuple[ProbeOutcome, DriftOutcome | None]:
         device, drift_due = plan
-        outcome = _probe_health(device)
+        outcome = _probe_counted(device)
         drift = None
         if drift_due and outcome.status == DeviceStatus.HEALTHY:
             drift = _check_drift(device)

@@ -7,23 +7,11 @@ import re
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from devices.models import Device, DeviceHealth
 from tests.helpers import JETSON, send
 from tests.support.gunicorn import run_server
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.support.metrics import value
 
 
 @pytest.mark.django_db
