@@ -526,6 +526,7 @@ def device_delete(*, device_id: str, actor: Actor, if_match: str | None = None) 
             device_id, device.version + 1, RevisionAction.DELETED, DeviceConfig.of(device), actor
         )
         device.delete()
+    CONFIG_WRITES.labels(source=actor.source, action=RevisionAction.DELETED).inc()
 
 
 # ---- Acting on devices: reload, probe, drift, proxy ---------------------------------------

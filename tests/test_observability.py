@@ -37,6 +37,21 @@ def test_metrics_page_parses_and_counts_fleet_and_writes(anon, client):
 
 
 @pytest.mark.django_db
+def test_deletes_and_rollbacks_are_config_writes_too(api, client):
+    send(api, "PUT", "/config/a", JETSON)
+    before = client.get("/metrics").content.decode()
+    assert send(api, "DELETE", "/config/a").status_code == 200
+    assert send(api, "POST", "/config/a/rollback", {"version": 1}).status_code == 200
+    after = client.get("/metrics").content.decode()
+    writes = "ems_config_writes_total"
+    for action in ("deleted", "rolled_back"):
+        assert (
+            value(after, writes, source="api", action=action)
+            == value(before, writes, source="api", action=action) + 1
+        )
+
+
+@pytest.mark.django_db
 def test_refused_writes_are_not_counted(anon, client):
     before = client.get("/metrics").content.decode()
     send(anon, "PUT", "/config/a", {"port": 1})
