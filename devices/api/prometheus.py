@@ -14,9 +14,6 @@ from devices.choices import DeviceStatus
 from edgeserver.api.errors import ApiError
 from edgeserver.api.views import ApiView
 
-# A Prometheus label name; the values are free text.
-LABEL_NAME_PATTERN = "^[a-zA-Z_][a-zA-Z0-9_]*$"
-
 # What Prometheus accepts from an http_sd endpoint
 # (https://prometheus.io/docs/prometheus/latest/http_sd/), narrowed to what this route sends.
 TARGET_GROUPS_SCHEMA = {
@@ -79,6 +76,7 @@ class PrometheusTargetsView(ApiView):
             ),
             400: s.ErrorSerializer,
             401: s.ErrorSerializer,
+            403: s.ErrorSerializer,
         },
         tags=["prometheus"],
     )
