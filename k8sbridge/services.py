@@ -802,6 +802,7 @@ def scrapeconfig_yaml(*, namespace: str) -> str:
 
 
 def _loopback_host(url: str) -> bool:
+    """Whether `url` names the host it is read on: useless to a Prometheus elsewhere."""
     host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
