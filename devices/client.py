@@ -72,9 +72,15 @@ class HealthAnswer:
     exporter_status: str
 
 
-def device_url(ip: str, port: int, path: str = "") -> str:
+def host_port(ip: str, port: int) -> str:
+    """`ip:port`, with an IPv6 address in brackets (`[fd00::7]:9100`), as URLs, Host
+    headers and Prometheus targets write it."""
     host = f"[{ip}]" if ":" in ip else ip
-    return f"http://{host}:{port}{path}"
+    return f"{host}:{port}"
+
+
+def device_url(ip: str, port: int, path: str = "") -> str:
+    return f"http://{host_port(ip, port)}{path}"
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -112,10 +118,9 @@ def _remaining(deadline: float) -> float:
 
 
 def _request(method: str, ip: str, port: int, path: str) -> bytes:
-    host = f"[{ip}]" if ":" in ip else ip
     lines = [
         f"{method} {path} HTTP/1.1",
-        f"Host: {host}:{port}",
+        f"Host: {host_port(ip, port)}",
         f"User-Agent: edge-metrics-server/{settings.VERSION}",
         "Accept: application/json",
         "Connection: close",

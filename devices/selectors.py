@@ -168,6 +168,47 @@ def fleet_counts() -> Counter[tuple[str, str]]:
     )
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """A device as Prometheus should scrape it: its metrics port and what it is."""
+
+    device_id: str
+    device_type: str
+    ip_address: str
+    port: int
+    reload_port: int
+    status: str
+
+
+def scrape_targets(*, status: str | None = None) -> list[ScrapeTarget]:
+    """Every device with an address inside DEVICE_ALLOWED_NETWORKS, by device id, with
+    its contract status; only those of `status` when it is given.
+
+    Devices that are down stay in the list, so Prometheus reports them as `up == 0`
+    instead of forgetting them. One query of six columns, whatever the fleet's size:
+    Prometheus asks for this on every refresh, from every replica.
+    """
+    rows = (
+        Device.objects.exclude(ip_address="")
+        .order_by("device_id")
+        .values_list(
+            "device_id", "device_type", "ip_address", "port", "reload_port", "health__status"
+        )
+    )
+    targets = []
+    for device_id, device_type, ip_address, port, reload_port, observed in rows:
+        # Outside the networks the server may contact: not a device of this fleet any
+        # more (the setting changed), so not something Prometheus should be sent to.
+        if not address_allowed(ip_address):
+            continue
+        current, _ = contract_status(ip_address, observed)
+        if status is None or current == status:
+            targets.append(
+                ScrapeTarget(device_id, device_type, ip_address, port, reload_port, current)
+            )
+    return targets
+
+
 def fleet_summary() -> dict[str, Any]:
     """Counts of `GET /metrics/summary`: unhealthy is everything not healthy."""
     counts = fleet_counts()

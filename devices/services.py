@@ -36,7 +36,7 @@ from devices.validation import address_allowed, address_not_allowed_message
 from edgeserver.api.addresses import ObservedAddress
 from edgeserver.api.errors import ApiError, device_not_found
 from edgeserver.db import write_transaction
-from edgeserver.metrics import CONFIG_WRITES
+from edgeserver.metrics import CONFIG_WRITES, PROBE_DURATION, PROBES, RELOADS
 
 logger = logging.getLogger(__name__)
 # Status changes, one line each, whichever process observed them.
@@ -309,6 +309,8 @@ def device_config_announce(*, device: Device) -> bool:
             reloaded = device_reload(device=device).status == ReloadStatus.RELOADED
         except Exception:
             logger.exception("Reload of %s after a config change failed", device.device_id)
+    else:
+        RELOADS.labels(result="deferred").inc()
     if health.reload_pending == reloaded:  # only a change is written
         DeviceHealth.objects.filter(pk=device.pk).update(reload_pending=not reloaded)
     return reloaded
@@ -564,6 +566,7 @@ def device_delete(*, device_id: str, actor: Actor, if_match: str | None = None) 
             device_id, device.version + 1, RevisionAction.DELETED, DeviceConfig.of(device), actor
         )
         device.delete()
+    CONFIG_WRITES.labels(source=actor.source, action=RevisionAction.DELETED).inc()
 
 
 # ---- Acting on devices: reload, probe, drift, proxy ---------------------------------------
@@ -583,7 +586,9 @@ class ReloadResult:
 def device_reload(*, device: Device) -> ReloadResult:
     """`POST http://{ip}:{reload_port}/reload`; "reloaded" only when the device said 200."""
     if not device.ip_address:
-        return ReloadResult(device.device_id, ReloadStatus.FAILED, NO_IP_MESSAGE, 400)
+        return _reload_counted(
+            ReloadResult(device.device_id, ReloadStatus.FAILED, NO_IP_MESSAGE, 400)
+        )
     try:
         client.post_reload(device.ip_address, device.reload_port, timeout=settings.RELOAD_TIMEOUT)
     except client.DeviceBadAnswer as exc:
@@ -599,6 +604,13 @@ def device_reload(*, device: Device) -> ReloadResult:
         result.status,
         f" ({result.error})" if result.error else "",
     )
+    return _reload_counted(result)
+
+
+def _reload_counted(result: ReloadResult) -> ReloadResult:
+    """Count a reload outcome once, by the status the caller reports
+    (ems_device_reloads_total)."""
+    RELOADS.labels(result=result.status).inc()
     return result
 
 
@@ -607,7 +619,9 @@ def devices_reload(*, devices: Iterable[Device]) -> list[ReloadResult]:
 
     def reload_one(device: Device) -> ReloadResult:
         if not device.ip_address:
-            return ReloadResult(device.device_id, ReloadStatus.SKIPPED, NO_IP_MESSAGE, 400)
+            return _reload_counted(
+                ReloadResult(device.device_id, ReloadStatus.SKIPPED, NO_IP_MESSAGE, 400)
+            )
         return device_reload(device=device)
 
     return client.for_each_concurrently(reload_one, list(devices))
@@ -702,6 +716,20 @@ def _probe_health(device: Device) -> ProbeOutcome:
     # The exporter answers 200 while "degraded" or "starting": it runs, so it is healthy;
     # its own word is kept beside the status.
     return ProbeOutcome(DeviceStatus.HEALTHY, exporter_status=answer.exporter_status)
+
+
+def _probe_counted(device: Device) -> ProbeOutcome:
+    """One probe, counted by what it found (`refused`: the outbound guard kept it from
+    leaving) and, when a request went out, timed. Whoever probes (the monitor,
+    `?refresh=true`, the admin) is counted here, in its own process."""
+    started = time.monotonic()
+    outcome = _probe_health(device)
+    if outcome.refused:
+        PROBES.labels(result="refused").inc()
+    else:
+        PROBES.labels(result=outcome.status).inc()
+        PROBE_DURATION.observe(time.monotonic() - started)
+    return outcome
 
 
 def _check_drift(device: Device) -> DriftOutcome:
@@ -839,7 +867,7 @@ def devices_probe(
 
     def observe(plan: tuple[Device, bool]) -> tuple[ProbeOutcome, DriftOutcome | None]:
         device, drift_due = plan
-        outcome = _probe_health(device)
+        outcome = _probe_counted(device)
         drift = None
         if outcome.status == DeviceStatus.HEALTHY:
             if _health_of(device).reload_pending:

@@ -83,12 +83,19 @@ def _special_range(address: IPAddress) -> IPNetwork | None:
 
 def address_allowed(value: str) -> bool:
     """Whether the server may contact a device at `value` (DEVICE_ALLOWED_NETWORKS)."""
+    return _address_allowed(value, tuple(settings.DEVICE_ALLOWED_NETWORKS))
+
+
+# Reads of the whole fleet (the Prometheus targets, the fleet gauges, every probe round)
+# ask this of every device's address each time; the answer depends on nothing else.
+@functools.lru_cache(maxsize=16384)
+def _address_allowed(value: str, cidrs: tuple[str, ...]) -> bool:
     try:
         address = comparable_ip(value)
     except ValueError:
         return False
     special = _special_range(address)
-    for network in parse_networks(tuple(settings.DEVICE_ALLOWED_NETWORKS)):
+    for network in parse_networks(cidrs):
         if address.version != network.version or address not in network:
             continue
         if special is None or network.subnet_of(special):

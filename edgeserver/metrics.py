@@ -41,14 +41,21 @@ CONFIG_WRITES = Counter(
     "Config changes stored, by who made them (api, admin, device) and the action",
     ["source", "action"],
 )
-PROBES = Counter("ems_device_probes_total", "Device health probes, by observed status", ["result"])
+PROBES = Counter(
+    "ems_device_probes_total",
+    "Device health probes, by what they found: healthy, unhealthy, unreachable, or refused "
+    "(the address is outside DEVICE_ALLOWED_NETWORKS; nothing was sent)",
+    ["result"],
+)
 PROBE_DURATION = Histogram(
     "ems_device_probe_duration_seconds",
-    "Time of one device health probe",
+    "Time of one device health probe that was sent (refused ones are not timed)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 RELOADS = Counter(
-    "ems_device_reloads_total", "Reload requests sent to devices, by result", ["result"]
+    "ems_device_reloads_total",
+    "Device reloads, by result: reloaded, failed, or skipped (no address, bulk reload)",
+    ["result"],
 )
 K8S_SYNC_RUNS = Counter(
     "ems_kubernetes_sync_runs_total",

@@ -357,3 +357,56 @@ def plan_devices(devices: Iterable[Device], *, policy: str) -> list[DevicePlan]:
             plans.append(DevicePlan(device, name, status, publish=False, ready=False,
                                     problem=NOT_HEALTHY))
     return sorted(plans, key=lambda plan: plan.device_id)
+
+
+# ---- Prometheus Operator ScrapeConfig: discovery over HTTP instead of Services ------------
+
+SCRAPECONFIG_NAME = "edge-exporters"
+# The server's http_sd route (devices/api/urls.py) and how often Prometheus re-reads it.
+PROMETHEUS_TARGETS_PATH = "/prometheus/targets"
+SD_REFRESH_INTERVAL = "30s"
+# Where Prometheus finds the operator token it sends: a key of a Secret in the
+# ScrapeConfig's namespace (a SecretKeySelector).
+PROMETHEUS_CREDENTIALS = {"name": "edge-metrics-prometheus", "key": "token"}
+# The same job label as the ServiceMonitor of the Service route (jobLabel: app), so
+# dashboards and alerts work whichever route finds the devices.
+SCRAPE_JOB = APP
+SCRAPING_LABELS = {
+    "app.kubernetes.io/name": "edge-metrics-server",
+    "app.kubernetes.io/instance": "edge-metrics-server",
+    "app.kubernetes.io/part-of": "edge-metrics",
+    "app.kubernetes.io/component": "scraping",
+}
+
+
+def desired_scrapeconfig(namespace: str, *, server_url: str, authorize: bool) -> dict[str, Any]:
+    """A ScrapeConfig (monitoring.coreos.com/v1alpha1) whose targets Prometheus fetches
+    from this server's `GET /prometheus/targets`: no Service or Endpoints per device.
+
+    With `authorize` (AUTH_MODE=token) Prometheus sends `Authorization: Bearer <token>`,
+    the token read from the Secret key PROMETHEUS_CREDENTIALS.
+    Only fields Prometheus Operator 0.66 already knows are used (0.65 without `authorize`).
+    """
+    discovery: dict[str, Any] = {
+        "url": server_url.rstrip("/") + PROMETHEUS_TARGETS_PATH,
+        "refreshInterval": SD_REFRESH_INTERVAL,
+    }
+    if authorize:
+        discovery["authorization"] = {
+            "type": "Bearer",
+            "credentials": dict(PROMETHEUS_CREDENTIALS),
+        }
+    return {
+        "apiVersion": "monitoring.coreos.com/v1alpha1",
+        "kind": "ScrapeConfig",
+        "metadata": {
+            "name": SCRAPECONFIG_NAME,
+            "namespace": namespace,
+            "labels": dict(SCRAPING_LABELS),
+        },
+        "spec": {
+            "httpSDConfigs": [discovery],
+            "metricsPath": "/metrics",
+            "relabelings": [{"targetLabel": "job", "replacement": SCRAPE_JOB}],
+        },
+    }

@@ -59,6 +59,8 @@ def exercise(api) -> list[tuple[str, str, object]]:
         ("GET", "/kubernetes/health", None),
         ("GET", "/kubernetes/manifests", None),
         ("GET", "/kubernetes/manifests?namespace=Bad", None),
+        ("GET", "/kubernetes/manifests?format=scrapeconfig&namespace=edge", None),
+        ("GET", "/kubernetes/manifests?format=bogus", None),
         ("GET", "/kubernetes/resources/edge-01", None),
         ("GET", "/kubernetes/resources/sick", None),
         ("GET", "/kubernetes/resources/ghost", None),

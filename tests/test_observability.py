@@ -7,23 +7,11 @@ import re
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from devices.models import Device, DeviceHealth
 from tests.helpers import JETSON, send
 from tests.support.gunicorn import run_server
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.support.metrics import value
 
 
 @pytest.mark.django_db
@@ -46,6 +34,21 @@ def test_metrics_page_parses_and_counts_fleet_and_writes(anon, client):
     )
     requests_total = "ems_http_requests_total"
     assert value(text, requests_total, route="config-detail", method="PUT", status="200") >= 2
+
+
+@pytest.mark.django_db
+def test_deletes_and_rollbacks_are_config_writes_too(api, client):
+    send(api, "PUT", "/config/a", JETSON)
+    before = client.get("/metrics").content.decode()
+    assert send(api, "DELETE", "/config/a").status_code == 200
+    assert send(api, "POST", "/config/a/rollback", {"version": 1}).status_code == 200
+    after = client.get("/metrics").content.decode()
+    writes = "ems_config_writes_total"
+    for action in ("deleted", "rolled_back"):
+        assert (
+            value(after, writes, source="api", action=action)
+            == value(before, writes, source="api", action=action) + 1
+        )
 
 
 @pytest.mark.django_db

@@ -260,3 +260,16 @@ def test_a_failed_reload_is_left_pending(api, device):
 
     DeviceMonitor().run_round()
     assert api.get("/devices/edge-01/status").json()["reload_pending"] is False
+
+
+def test_a_deferred_reload_is_counted(api, device, client):
+    from devices.monitor import DeviceMonitor
+    from tests.test_observability import value
+
+    device.answer_everything(Reply(hang=True))
+    DeviceMonitor().run_round()
+    before = client.get("/metrics").content.decode()
+    send(api, "PATCH", "/config/edge-01", {"interval": 45})
+    after = client.get("/metrics").content.decode()
+    name = "ems_device_reloads_total"
+    assert value(after, name, result="deferred") == value(before, name, result="deferred") + 1

@@ -6,10 +6,12 @@ from __future__ import annotations
 import copy
 import re
 import shutil
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 
+from tests.support.prometheus_operator import validate_scrapeconfig
 from tests.support.ship import (
     KUBERNETES_VERSIONS,
     MANIFESTS,
@@ -29,7 +31,8 @@ CORE_OBJECTS = [
     (path.relative_to(MANIFESTS).as_posix(), doc)
     for path in MANIFEST_FILES
     for doc in load_yaml_documents(path)
-    if doc["apiVersion"] != "monitoring.coreos.com/v1"
+    # Prometheus Operator kinds have no offline schema: checked by field lists below.
+    if not doc["apiVersion"].startswith("monitoring.coreos.com/")
 ]
 
 
@@ -249,12 +252,102 @@ def test_servicemonitor_scrapes_the_devices_the_bridge_publishes():
 
 def test_optional_parts_are_components_listed_in_the_kustomization():
     text = (MANIFESTS / "kustomization.yaml").read_text()
-    for component in ("servicemonitor", "emptydir"):
+    for component in ("servicemonitor", "scrapeconfig", "server-servicemonitor", "emptydir"):
         assert f"components/{component}" in text
         kustomization = load_yaml_documents(
             MANIFESTS / "components" / component / "kustomization.yaml"
         )
         assert kustomization[0]["kind"] == "Component"
+
+
+def in_cluster_server_url(base: dict[str, dict]) -> str:
+    """SERVER_URL as the Deployment sets it, in the namespace `monitoring`."""
+    (container,) = pod_spec(base["Deployment"])["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    return env["SERVER_URL"].replace("$(K8S_NAMESPACE)", "monitoring")
+
+
+def test_shipped_scrapeconfig_is_what_the_server_generates(base):
+    """components/scrapeconfig is the object `GET /kubernetes/manifests?format=scrapeconfig`
+    gives for the shipped settings: one definition, two ways to get it."""
+    from k8sbridge.objects import desired_scrapeconfig
+
+    (scrapeconfig,) = load_yaml_documents(MANIFESTS / "components/scrapeconfig/scrapeconfig.yaml")
+    validate_scrapeconfig(scrapeconfig)
+    authorize = base["ConfigMap"]["data"]["AUTH_MODE"] == "token"
+    assert authorize
+    assert scrapeconfig == desired_scrapeconfig(
+        "monitoring", server_url=in_cluster_server_url(base), authorize=True
+    )
+
+
+def test_scrapeconfig_reads_the_targets_from_the_server_service(base):
+    (scrapeconfig,) = load_yaml_documents(MANIFESTS / "components/scrapeconfig/scrapeconfig.yaml")
+    (discovery,) = scrapeconfig["spec"]["httpSDConfigs"]
+    url = urlsplit(discovery["url"])
+    service = base["Service"]
+    assert url.hostname == f"{service['metadata']['name']}.monitoring.svc"
+    assert url.port == service["spec"]["ports"][0]["port"]
+    assert url.path == "/prometheus/targets"
+    # The token's Secret is referenced, never shipped: no manifest holds a credential.
+    credentials = discovery["authorization"]["credentials"]
+    assert credentials == {"name": "edge-metrics-prometheus", "key": "token"}
+    shipped = [doc for path in MANIFEST_FILES for doc in load_yaml_documents(path)]
+    assert not any(doc["kind"] == "Secret" for doc in shipped)
+
+
+def test_server_servicemonitor_scrapes_only_the_server_service(base):
+    (monitor,) = load_yaml_documents(
+        MANIFESTS / "components/server-servicemonitor/servicemonitor.yaml"
+    )
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "ServiceMonitor"
+    spec = monitor["spec"]
+    assert set(spec) <= SERVICEMONITOR_SPEC_FIELDS
+    # No namespaceSelector: the Service is in the ServiceMonitor's own namespace.
+    assert "namespaceSelector" not in spec
+    selector = spec["selector"]["matchLabels"]
+    service = base["Service"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    # Not the device Services the bridge writes beside it in the namespace.
+    from devices.models import Device
+    from k8sbridge.objects import device_labels
+
+    device_service_labels = device_labels(Device(device_id="edge-01", device_type="jetson"))
+    assert not selector.items() <= device_service_labels.items()
+    (endpoint,) = spec["endpoints"]
+    assert set(endpoint) <= SERVICEMONITOR_ENDPOINT_FIELDS
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "30s"
+
+
+def test_prometheus_components_render_with_the_base(tmp_path):
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "all").mkdir()
+    (tmp_path / "all" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        "resources: [../manifests]\n"
+        "components:\n"
+        "  - ../manifests/components/scrapeconfig\n"
+        "  - ../manifests/components/server-servicemonitor\n"
+        "  - ../manifests/components/servicemonitor\n"
+    )
+    objects = kustomize(tmp_path / "all")
+    prometheus = sorted(
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if o["apiVersion"].startswith("monitoring.coreos.com/")
+    )
+    assert prometheus == [
+        ("ScrapeConfig", "edge-exporters"),
+        ("ServiceMonitor", "edge-exporters"),
+        ("ServiceMonitor", "edge-metrics-server"),
+    ]
+    assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
+    (scrapeconfig,) = [o for o in objects if o["kind"] == "ScrapeConfig"]
+    validate_scrapeconfig(scrapeconfig)
 
 
 README = (MANIFESTS.parent / "README.md").read_text()
@@ -274,6 +367,32 @@ def test_readme_overlay_example_renders_for_its_namespace(tmp_path):
     assert index["ServiceMonitor"]["spec"]["namespaceSelector"] == {"matchNames": ["edge"]}
     (container,) = pod_spec(index["Deployment"])["containers"]
     assert container["image"] == "registry.example.com/team/edge-metrics-server:2.0.1"
+
+
+def test_readme_http_sd_overlay_renders_for_its_namespace(tmp_path):
+    """The README's http_sd overlay: ScrapeConfig and server ServiceMonitor in `edge`, the
+    discovery URL and the METRICS_TOKEN authorization patched in as it says."""
+    after_marker = README.split("# my-ems-http-sd/kustomization.yaml", 1)[1]
+    block = after_marker.split("\n", 1)[1].split("```", 1)[0]
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "my-ems-http-sd").mkdir()
+    (tmp_path / "my-ems-http-sd" / "kustomization.yaml").write_text(block)
+    objects = kustomize(tmp_path / "my-ems-http-sd")
+    assert {o["metadata"]["namespace"] for o in objects} == {"edge"}
+    kinds = [o["kind"] for o in objects]
+    assert kinds.count("ServiceMonitor") == 1  # the server's; devices come from the ScrapeConfig
+    (scrapeconfig,) = [o for o in objects if o["kind"] == "ScrapeConfig"]
+    validate_scrapeconfig(scrapeconfig)
+    (discovery,) = scrapeconfig["spec"]["httpSDConfigs"]
+    assert discovery["url"] == "http://edge-metrics-server.edge.svc:8081/prometheus/targets"
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["name"] == "edge-metrics-server"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert set(endpoint) <= SERVICEMONITOR_ENDPOINT_FIELDS
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "edge-metrics-server", "key": "METRICS_TOKEN"},
+    }
 
 
 def test_readme_names_only_files_that_exist():

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from devices.client import host_port
 from devices.models import Device, DeviceRevision
-from devices.selectors import device_health, device_status
+from devices.selectors import ScrapeTarget, device_health, device_status
 
 
 def rfc3339(moment: datetime | None) -> str | None:
@@ -61,4 +62,23 @@ def revision_item(revision: DeviceRevision) -> dict[str, Any]:
         "source": revision.source,
         "note": revision.note,
         "created_at": rfc3339(revision.created_at),
+    }
+
+
+def target_group(target: ScrapeTarget) -> dict[str, Any]:
+    """One target group of Prometheus HTTP service discovery: the device's metrics address
+    and its labels (all values strings, as the format requires).
+
+    `device_id` and `device_type` stay on every series scraped from the device;
+    `__meta_edge_*` exist for relabelling only (Prometheus drops labels starting with `__`
+    once relabelling is done).
+    """
+    return {
+        "targets": [host_port(target.ip_address, target.port)],
+        "labels": {
+            "device_id": target.device_id,
+            "device_type": target.device_type,
+            "__meta_edge_status": target.status,
+            "__meta_edge_reload_port": str(target.reload_port),
+        },
     }

@@ -396,3 +396,12 @@ class ServerHealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["healthy"])
     service = serializers.CharField()
     version = serializers.CharField()
+
+
+# ---- Prometheus HTTP service discovery (`GET /prometheus/targets`) -------------------------
+
+
+class TargetsQuerySerializer(serializers.Serializer):
+    """`?status=`: only the devices of one contract status (default: every status)."""
+
+    status = serializers.ChoiceField(choices=DeviceStatus.choices, required=False, allow_blank=True)

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from devices.api import views
+from devices.api import prometheus, views
 
 # A path segment; `.+?` on the config route lets a slash reach the id check (400, not 404).
 DEVICE = r"(?P<device_id>[^/]+)"
@@ -38,4 +38,9 @@ urlpatterns = [
     ),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", views.SummaryView.as_view(), name="metrics-summary"),
+    re_path(
+        r"^prometheus/targets/?$",
+        prometheus.PrometheusTargetsView.as_view(),
+        name="prometheus-targets",
+    ),
 ]

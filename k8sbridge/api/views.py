@@ -39,6 +39,20 @@ NAMESPACE = OpenApiParameter(
     description="Kubernetes namespace (RFC 1123 label); default K8S_NAMESPACE (`monitoring`)",
 )
 UNREACHABLE = "Kubernetes API unreachable"
+# What `GET /kubernetes/manifests?format=` produces: the Service route's objects per device
+# (the default), or one Prometheus Operator ScrapeConfig using HTTP service discovery.
+MANIFEST_FORMATS = {
+    "services": services.manifests_yaml,
+    "scrapeconfig": services.scrapeconfig_yaml,
+}
+MANIFEST_FORMAT = OpenApiParameter(
+    "format",
+    str,
+    enum=list(MANIFEST_FORMATS),
+    description="`services` (default): a Service and Endpoints/EndpointSlice per healthy "
+    "device. `scrapeconfig`: a Prometheus Operator ScrapeConfig (monitoring.coreos.com/"
+    "v1alpha1) that discovers every device through `SERVER_URL/prometheus/targets`",
+)
 
 
 def _errors(*codes: int) -> dict[int, Any]:
@@ -177,7 +191,7 @@ class ManifestsView(KubeView):
     renderer_classes = [JSONRenderer, YAMLRenderer]
 
     @extend_schema(
-        parameters=[NAMESPACE],
+        parameters=[NAMESPACE, MANIFEST_FORMAT],
         responses={
             # Typeless: a YAML stream of several documents, or only comment lines.
             (200, "application/yaml"): OpenApiResponse(
@@ -189,9 +203,17 @@ class ManifestsView(KubeView):
         tags=["kubernetes"],
     )
     def get(self, request: Request) -> HttpResponse:
+        """Objects to `kubectl apply`, built from the database alone (no cluster needed)."""
+        name = request.query_params.get("format") or "services"
+        render = MANIFEST_FORMATS.get(name)
+        if render is None:
+            raise ApiError(
+                400,
+                "invalid_format",
+                f"format must be one of {', '.join(MANIFEST_FORMATS)}, got {name!r}",
+            )
         return HttpResponse(
-            services.manifests_yaml(namespace=self.namespace),
-            content_type="application/yaml; charset=utf-8",
+            render(namespace=self.namespace), content_type="application/yaml; charset=utf-8"
         )
 
 
