@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
+from devices.configcache import served_configs
 from devices.models import Device, DeviceHealth, DeviceRevision, config_document
 from devices.validation import address_allowed, address_not_allowed_message
 
@@ -25,7 +26,8 @@ NOT_CHECKED_ERROR = "Not checked yet"
 
 @dataclass(frozen=True)
 class ServedConfig:
-    """What `GET /config/{id}` answers, and what the server last knew of the caller."""
+    """What `GET /config/{id}` answers, and what the server knew of the caller when it
+    was loaded (it may be cached: see devices.configcache)."""
 
     document: dict[str, Any]
     version: int
@@ -35,6 +37,11 @@ class ServedConfig:
     @property
     def etag(self) -> str:
         return f'"{self.version}"'
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        """The document as the response body, encoded once."""
+        return json.dumps(self.document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @functools.cache
@@ -50,8 +57,10 @@ def _served_config_sql() -> str:
     return (  # noqa: S608
         "SELECT d.{type}, d.{port}, d.{reload}, d.{metrics}, d.{extra}, d.{version}, "
         "h.{observed}, h.{contact} FROM {devices} d LEFT JOIN {healths} h ON h.{fk} = d.{pk} "
-        "WHERE d.{pk} = %s"
+        "WHERE d.{pk} = {placeholder}"
     ).format(
+        # The driver's own parameter style: the statement goes to its cursor directly.
+        placeholder="?" if connection.Database.paramstyle == "qmark" else "%s",
         type=column(device, "device_type"),
         port=column(device, "port"),
         reload=column(device, "reload_port"),
@@ -80,14 +89,26 @@ def _aware(value: Any) -> datetime | None:
 
 
 def served_config(*, device_id: str) -> ServedConfig | None:
+    """The config the exporter fetches: from this process's cache while no config write
+    happened since it was loaded (SQLite), else read with one SQL statement."""
+    return served_configs.get(device_id, lambda: _load_served_config(device_id))
+
+
+def _load_served_config(device_id: str) -> ServedConfig | None:
     """The config the exporter fetches, read with one SQL statement.
 
     This is the hottest read of the server (every exporter at start and after each reload,
-    thousands of them): building the ORM query costs ~0.7 ms, the query itself ~0.04 ms.
+    thousands of them): building the ORM query costs ~0.7 ms, the statement ~0.01 ms.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_served_config_sql(), [device_id])
+    # The driver's cursor, not Django's wrapper (a third of the cost of this read); the
+    # connection is still Django's, with its settings, converters and lifetime.
+    connection.ensure_connection()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_served_config_sql(), (device_id,))
         row = cursor.fetchone()
+    finally:
+        cursor.close()
     if row is None:
         return None
     device_type, port, reload_port, metrics, extra, version, observed_ip, contact = row

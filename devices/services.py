@@ -18,7 +18,7 @@ from operator import or_
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -31,6 +31,9 @@ from devices.choices import (
     ReloadStatus,
     RevisionAction,
 )
+from devices.configcache import config_changed
+from devices.contacts import RECORD_INTERVAL as CONTACT_WRITE_INTERVAL
+from devices.contacts import contacts
 from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.validation import address_allowed, address_not_allowed_message
 from edgeserver.api.addresses import ObservedAddress
@@ -170,7 +173,6 @@ def _record(
 
 # The device's GET /config/{id} is the hottest route: its address is written only when it
 # changed or this long after the last write, so most GETs stay pure reads.
-CONTACT_WRITE_INTERVAL = timedelta(seconds=60)
 
 
 def _record_contact(device_id: str, ip: str, now: datetime) -> None:
@@ -270,6 +272,7 @@ def _write(
                     recorded_action = action
                 new.apply_to(device)
                 device.updated_at = now
+                transaction.on_commit(config_changed)
                 if current is None:
                     device.save(force_insert=True)
                 else:
@@ -383,8 +386,9 @@ def device_contact_record(
 ) -> None:
     """GET /config/{id} by the device itself: remember where it called from.
 
-    Takes what the read already loaded (`known_ip`, `last_contact`), so an unchanged
-    address seen recently costs no write at all.
+    `known_ip`/`last_contact` are what the read loaded; with the contact buffer's own
+    memory of what it stored, an unchanged address seen within the last minute costs no
+    write at all (devices.contacts).
     """
     if observed is None:
         return
@@ -395,7 +399,7 @@ def device_contact_record(
         and now - last_contact < CONTACT_WRITE_INTERVAL
     ):
         return
-    _record_contact(device_id, observed.ip, now)
+    contacts.add(device_id, observed.ip, now)
 
 
 def device_adopt_observed_ip(*, device_id: str, actor: Actor) -> WriteResult:
@@ -558,6 +562,7 @@ def device_rollback(
 def device_delete(*, device_id: str, actor: Actor, if_match: str | None = None) -> None:
     """DELETE /config/{id}: remove the device; its history stays."""
     with write_transaction(durable=False):
+        transaction.on_commit(config_changed)
         device = _locked_device(device_id)
         if device is None:
             raise device_not_found(device_id)

@@ -120,6 +120,8 @@ DEVICE_ALLOWED_NETWORKS = _networks(
 )
 TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", "")
 ADOPT_OBSERVED_IP = env.bool("ADOPT_OBSERVED_IP", default=True)
+# Seconds between stores of where devices called GET /config/{id} from (0 = in the request).
+CONTACT_FLUSH_INTERVAL = env.float("CONTACT_FLUSH_INTERVAL", default=1.0)
 # gunicorn's master runs one `manage.py monitor_devices` beside the workers; false when the
 # monitor runs elsewhere (another Deployment, or a second replica of the web tier).
 MONITOR_ENABLED = env.bool("MONITOR_ENABLED", default=True)

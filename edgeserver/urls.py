@@ -11,13 +11,15 @@ admin.site.site_header = "Edge Metrics Server"
 admin.site.site_title = "Edge Metrics Server"
 admin.site.index_title = "Fleet administration"
 
+# The device API comes first: GET /config/{id} is the fleet's hottest call, and Django
+# tries the routes in order.
 urlpatterns = [
+    path("", include("devices.api.urls")),
     re_path(r"^health/?$", ServerHealthView.as_view(), name="health"),
     re_path(r"^metrics/?$", metrics_page, name="metrics"),
     path("admin/", admin.site.urls),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("", include("devices.api.urls")),
     path("", include("k8sbridge.api.urls")),
 ]
 

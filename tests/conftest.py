@@ -64,6 +64,17 @@ def kube(settings, tmp_path, doc_networks):
 
 
 @pytest.fixture(autouse=True)
+def fresh_process_memory():
+    """What a process keeps in memory between requests (served configs, recent contacts)
+    starts empty in every test, as in a new process."""
+    from devices.configcache import served_configs
+    from devices.contacts import contacts
+
+    served_configs.clear()
+    contacts.clear()
+
+
+@pytest.fixture(autouse=True)
 def outbound(monkeypatch) -> ConnectionLog:
     """Every connection this test process attempts; one outside loopback is refused and
     fails the test (gunicorn children are kept on loopback by DEVICE_ALLOWED_NETWORKS)."""

@@ -28,3 +28,7 @@ KUBECONFIG = "/nonexistent/edge-metrics-server-tests/kubeconfig"
 # anonymous test registers would become a loopback device the server then reloads. Tests of
 # adoption turn it on; gunicorn end-to-end tests run with the production default (true).
 ADOPT_OBSERVED_IP = False
+
+# In-process tests read the observed address right after a request; the buffered store
+# (production's default) has tests of its own.
+CONTACT_FLUSH_INTERVAL = 0

@@ -125,3 +125,38 @@ def test_generated_secret_key_is_private_and_kept(tmp_path):
     with run_server(tmp_path, env=env):
         pass
     assert key_file.read_text() == first
+
+
+def test_contact_addresses_reach_the_database_shortly_after_the_get(server):
+    import time
+
+    assert server.request("PUT", "/config/edge-c", json={"device_type": "jetson"}).ok
+    assert server.request("GET", "/config/edge-c", auth=False).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        item = server.request("GET", "/devices/edge-c/status").json()
+        if item["observed_ip"]:
+            break
+        time.sleep(0.2)
+    assert item["observed_ip"] == "127.0.0.1"
+
+
+def test_every_worker_serves_a_config_as_soon_as_it_is_written(tmp_path):
+    """Configs are cached per process (SQLite); a write in one worker must be what every
+    worker serves right after, or a reloaded exporter would load the old config."""
+    with run_server(tmp_path, workers=3) as server:
+        url = f"{server.url}/config/cached"
+        assert server.request("PUT", "/config/cached", json={"device_type": "j", "n": 0}).ok
+        for n in range(1, 31):
+            # Warm every worker's cache with the current config (new connections spread).
+            for _ in range(4):
+                requests.get(url, timeout=10, headers={"Connection": "close"})
+            written = server.request("PATCH", "/config/cached", json={"n": n})
+            assert written.status_code == 200
+            for _ in range(6):
+                got = requests.get(url, timeout=10, headers={"Connection": "close"})
+                assert got.json()["n"] == n
+                assert got.headers["ETag"] == f'"{n + 1}"'
+        assert server.request("DELETE", "/config/cached").ok
+        for _ in range(6):
+            assert requests.get(url, timeout=10, headers={"Connection": "close"}).status_code == 404

@@ -114,6 +114,9 @@ def test_one_monitor_beside_three_workers_probes_new_devices_at_once(tmp_path, e
         assert len(monitors(server)) == 1
         replacement = monitors(server)[0]
         assert "restarting it" in server.log()
+        # Let the replacement get going: stopped while it still starts up, it ends without
+        # its closing line.
+        assert wait_until(lambda: server.log().count("Device monitor running") >= 2, 15)
     # Stopping the server stops its monitor, which finishes cleanly on SIGTERM.
     assert wait_until(lambda: not alive(replacement), 10)
     assert "Device monitor stopped" in server.log()

@@ -7,8 +7,8 @@ from devices.api import prometheus, views
 # A path segment; `.+?` on the config route lets a slash reach the id check (400, not 404).
 DEVICE = r"(?P<device_id>[^/]+)"
 
+# history and rollback before the config route, whose id pattern would take them in.
 urlpatterns = [
-    re_path(r"^config/?$", views.ConfigListView.as_view(), name="config-list"),
     re_path(
         rf"^config/{DEVICE}/history/?$", views.ConfigHistoryView.as_view(), name="config-history"
     ),
@@ -18,6 +18,7 @@ urlpatterns = [
     re_path(
         r"^config/(?P<device_id>.+?)/?$", views.ConfigDetailView.as_view(), name="config-detail"
     ),
+    re_path(r"^config/?$", views.ConfigListView.as_view(), name="config-list"),
     re_path(
         r"^d/(?P<path_token>[^/]+)/config/(?P<device_id>.+?)/?$",
         views.ConfigDetailView.as_view(),

@@ -26,7 +26,6 @@ from edgeserver.api.errors import (
     ApiError,
     device_not_found,
     error_response,
-    json_response,
 )
 from edgeserver.api.permissions import DeviceRouteAccess, IsOperator
 from edgeserver.api.views import ERROR_RESPONSES, ApiView
@@ -107,7 +106,7 @@ def serve_config(request: HttpRequest, device_id: str, *, from_device: bool) -> 
     headers = {"ETag": served.etag, "Cache-Control": "no-cache"}
     if served.etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return HttpResponse(status=304, headers=headers)
-    return json_response(served.document, headers=headers)
+    return HttpResponse(served.body, content_type="application/json", headers=headers)
 
 
 def _anonymous_device_call(request: HttpRequest, kwargs: dict[str, Any]) -> bool:
