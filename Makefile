@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # when a server answers on 127.0.0.1:5432.
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint superuser token clean
+.PHONY: run test bench lint superuser token clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -41,6 +41,10 @@ test: $(VENV)/.installed-dev
 	else \
 	  echo "== PostgreSQL pass skipped: no TEST_DATABASE_URL and nothing on 127.0.0.1:5432 =="; \
 	fi
+
+# Benchmarks (bench/README.md): needs wrk (apt-get install wrk); never part of `make test`.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("fetch", "write", "fleet", "probe", "reload", "memory", "k8s")
 WRK_DIR = Path(__file__).with_name("wrk")
@@ -64,8 +65,21 @@ class Report:
 # ---- helpers ---------------------------------------------------------------------------
 
 
-def wrk(url: str, *, connections: int, seconds: int, script: Path, env: dict | None = None):
-    """Run wrk; returns (requests per second, p50 ms, p99 ms, non-2xx count)."""
+@dataclass
+class WrkRun:
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+    requests: int
+    cpu_us: float = 0.0  # server CPU time (all its processes) per request, microseconds
+
+
+def wrk(url: str, *, connections: int, seconds: int, script: Path, env: dict | None = None,
+        server_pid: int | None = None) -> WrkRun:
+    """Run wrk against `url`; with `server_pid`, also the server's CPU time per request
+    (host throttling slows wall-clock throughput, not CPU time spent per request)."""
+    cpu_before = tree_cpu_seconds(server_pid) if server_pid else 0.0
     threads = min(4, connections)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
@@ -79,7 +93,12 @@ def wrk(url: str, *, connections: int, seconds: int, script: Path, env: dict | N
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, ms("50%"), ms("99%"), int(errors.group(1)) if errors else 0
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    run = WrkRun(rps, ms("50%"), ms("99%"), int(errors.group(1)) if errors else 0,
+                 requests_done)
+    if server_pid:
+        run.cpu_us = (tree_cpu_seconds(server_pid) - cpu_before) / requests_done * 1e6
+    return run
 
 
 def median(values: list[float]) -> float:
@@ -109,6 +128,25 @@ def children(pid: int) -> list[int]:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants."""
+    total = 0.0
+    for member in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
     return found
 
 
@@ -163,20 +201,30 @@ def wait_for_first_round(server) -> None:
 
 def bench_config_fetch(report: Report, server, baseline, runs: int, seconds: int) -> None:
     script = WRK_DIR / "get_config.lua"
+    # Warm-up: each device's first call notes where it called from, each process fills
+    # its cache and each thread opens its database connection.
+    for target in (baseline, server):
+        wrk(target.url, connections=32, seconds=max(3, seconds // 2), script=script)
     for connections in (32, 128):
-        real, base, p99s, ratios, errors = [], [], [], [], 0
+        pairs = []
         for _ in range(runs):
-            b = wrk(baseline.url, connections=connections, seconds=seconds, script=script)
-            r = wrk(server.url, connections=connections, seconds=seconds, script=script)
-            base.append(b[0])
-            real.append(r[0])
-            p99s.append(r[2])
-            ratios.append(r[0] / b[0])
-            errors += r[3] + b[3]
-        ratio = median(ratios)
-        p99 = median(p99s)
-        result = (f"{median(real):.0f} req/s vs baseline {median(base):.0f} "
-                  f"(ratio {ratio:.2f}), p99 {p99:.1f} ms")
+            # Interleaved, so both see the same moments of the machine.
+            base = wrk(baseline.url, connections=connections, seconds=seconds, script=script,
+                       server_pid=baseline.process.pid)
+            real = wrk(server.url, connections=connections, seconds=seconds, script=script,
+                       server_pid=server.process.pid)
+            pairs.append((base, real))
+        ratio = median([r.rps / b.rps for b, r in pairs])
+        cpu_ratio = median([b.cpu_us / r.cpu_us for b, r in pairs])
+        p99 = median([r.p99 for _, r in pairs])
+        errors = sum(b.errors + r.errors for b, r in pairs)
+        result = (
+            f"{median([r.rps for _, r in pairs]):.0f} req/s vs baseline "
+            f"{median([b.rps for b, _ in pairs]):.0f} (ratio {ratio:.2f}); CPU per request "
+            f"{median([r.cpu_us for _, r in pairs]):.0f} µs vs "
+            f"{median([b.cpu_us for b, _ in pairs]):.0f} µs (ratio {cpu_ratio:.2f}); "
+            f"p99 {p99:.0f} ms (baseline {median([b.p99 for b, _ in pairs]):.0f} ms)"
+        )
         if errors:
             result += f", {errors} non-2xx"
         target = "≥ 0.8 x baseline" + ("; p99 < 25 ms" if connections == 32 else "")
@@ -195,9 +243,9 @@ def bench_config_write(report: Report, server, fleet: Fleet, runs: int, seconds:
     results = [wrk(server.url, connections=16, seconds=seconds, script=script,
                    env={"BENCH_TOKEN": server.token}) for _ in range(runs)]
     script.unlink()
-    rps = median([r[0] for r in results])
-    errors = sum(r[3] for r in results)
-    result = f"{rps:.0f} writes/s, p99 {median([r[2] for r in results]):.0f} ms"
+    rps = median([r.rps for r in results])
+    errors = sum(r.errors for r in results)
+    result = f"{rps:.0f} writes/s, p99 {median([r.p99 for r in results]):.0f} ms"
     if errors:
         result += f", {errors} non-2xx"
     target = "≥ 200 writes/s" if label == "SQLite" else "(reported)"

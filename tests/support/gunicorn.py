@@ -115,9 +115,11 @@ def run_server(
     *,
     workers: int = 2,
     ready_timeout: float = 60,
+    postgres_url: str | None = None,
 ) -> Iterator[RunningServer]:
-    """Migrate a fresh database and serve it with gunicorn on a loopback port."""
-    with fresh_database(tmp_path) as db_env:
+    """Migrate a fresh database and serve it with gunicorn on a loopback port (a new
+    database on the PostgreSQL server of `postgres_url` when given)."""
+    with fresh_database(tmp_path, postgres_url) as db_env:
         full_env = {
             **_base_env(),
             "API_TOKENS": TEST_TOKEN,
