@@ -3,6 +3,8 @@ revision history and API tokens."""
 
 from __future__ import annotations
 
+import difflib
+import json
 from typing import Any
 
 from django import forms
@@ -34,6 +36,18 @@ STATUS_COLOURS = {
 HISTORY_ROWS = 10
 
 
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+class PrettyJSONEncoder(json.JSONEncoder):
+    """Shows JSON in the edit form indented, one key per line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(indent=2, sort_keys=True)
+        super().__init__(*args, **kwargs)
+
+
 def admin_actor(request: HttpRequest) -> services.Actor:
     return services.Actor(name=f"admin:{request.user.get_username()}", source=ChangeSource.ADMIN)
 
@@ -51,10 +65,13 @@ class DeviceForm(forms.ModelForm):
     would refuse."""
 
     enabled_metrics = forms.JSONField(
-        required=False, help_text='JSON list of metric names, e.g. ["gpu_power"]; empty = all'
+        required=False,
+        encoder=PrettyJSONEncoder,
+        help_text='JSON list of metric names, e.g. ["gpu_power"]; empty = all',
     )
     extra_config = forms.JSONField(
         required=False,
+        encoder=PrettyJSONEncoder,
         initial=dict,
         help_text='JSON object of the other config keys, e.g. {"shelly": {"enabled": true}}',
     )
@@ -266,7 +283,8 @@ class DeviceAdmin(admin.ModelAdmin):
         link = reverse("admin:devices_devicerevision_changelist") + f"?device_id={device.pk}"
         return format_html(
             "<table><tr><th>version</th><th>action</th><th>who</th><th>source</th>"
-            '<th>when</th></tr>{}</table><p><a href="{}">All revisions, diffs and rollback</a></p>',
+            '<th>when</th></tr>{}</table>'
+            '<p><a href="{}">All revisions, their changes and rollback</a></p>',
             rows,
             link,
         )
@@ -377,6 +395,7 @@ class DeviceRevisionAdmin(admin.ModelAdmin):
         "actor",
         "source",
         "created_at",
+        "changes",
         "config_json",
     ]
     fields = readonly_fields
@@ -393,9 +412,21 @@ class DeviceRevisionAdmin(admin.ModelAdmin):
 
     @admin.display(description="config")
     def config_json(self, revision: DeviceRevision) -> str:
-        import json
+        return format_html("<pre>{}</pre>", _pretty(revision.config))
 
-        return format_html("<pre>{}</pre>", json.dumps(revision.config, indent=2, sort_keys=True))
+    @admin.display(description="changes from the previous revision")
+    def changes(self, revision: DeviceRevision) -> str:
+        previous = selectors.revision_before(revision)
+        if previous is None:
+            return "first revision"
+        diff = difflib.unified_diff(
+            _pretty(previous.config).splitlines(),
+            _pretty(revision.config).splitlines(),
+            f"v{previous.version}",
+            f"v{revision.version}",
+            lineterm="",
+        )
+        return format_html("<pre>{}</pre>", "\n".join(diff) or "no change")
 
     @admin.action(description="Roll back each selected device to this revision")
     def roll_back(self, request: HttpRequest, queryset: QuerySet[DeviceRevision]) -> None:

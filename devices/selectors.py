@@ -176,6 +176,10 @@ def revision_list(*, device_id: str) -> QuerySet[DeviceRevision]:
     return DeviceRevision.objects.filter(device_id=device_id).order_by("-version")
 
 
+def revision_before(revision: DeviceRevision) -> DeviceRevision | None:
+    return revision_list(device_id=revision.device_id).filter(version__lt=revision.version).first()
+
+
 def fleet_counts() -> Counter[tuple[str, str]]:
     """Number of devices per (contract status, device_type).
 

@@ -144,3 +144,16 @@ def test_revoke_action(staff, operator_token):
     token = ApiToken.objects.get()
     staff.post("/admin/devices/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert principal_for_token(operator_token) is None
+
+
+def test_revision_page_shows_what_changed(staff, anon):
+    send(anon, "PUT", "/config/edge-01", JETSON)
+    send(anon, "PUT", "/config/edge-01", {**JETSON, "port": 9999})
+    second = DeviceRevision.objects.get(device_id="edge-01", version=2)
+    page = staff.get(f"/admin/devices/devicerevision/{second.pk}/change/").content.decode()
+    assert "-  &quot;port&quot;: 9102," in page
+    assert "+  &quot;port&quot;: 9999," in page
+    first = DeviceRevision.objects.get(device_id="edge-01", version=1)
+    assert "first revision" in staff.get(
+        f"/admin/devices/devicerevision/{first.pk}/change/"
+    ).content.decode()
