@@ -155,6 +155,21 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.exclude(ip_address="").filter(health__status=value)
 
 
+# Shown on a device's page, read-only: what probes and the device's own calls observed.
+OBSERVED_FIELDS = [
+    "status",
+    "exporter_status",
+    "last_seen",
+    "last_checked",
+    "config_in_sync",
+    "drifted_keys",
+    "observed_ip",
+    "last_contact",
+    "created_at",
+    "updated_at",
+]
+
+
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
     form = DeviceForm
@@ -173,19 +188,7 @@ class DeviceAdmin(admin.ModelAdmin):
     list_filter = ["device_type", StatusFilter, "health__config_in_sync"]
     search_fields = ["device_id", "ip_address"]
     list_per_page = 100
-    readonly_fields = [
-        "status",
-        "exporter_status",
-        "last_seen",
-        "last_checked",
-        "config_in_sync",
-        "drifted_keys",
-        "observed_ip",
-        "last_contact",
-        "created_at",
-        "updated_at",
-        "history",
-    ]
+    readonly_fields = [*OBSERVED_FIELDS, "history"]
     actions = [
         "reload_devices",
         "probe_devices",
@@ -216,23 +219,7 @@ class DeviceAdmin(admin.ModelAdmin):
             return [(None, {"fields": config})]
         return [
             (None, {"fields": config}),
-            (
-                "Observed",
-                {
-                    "fields": [
-                        "status",
-                        "exporter_status",
-                        "last_seen",
-                        "last_checked",
-                        "config_in_sync",
-                        "drifted_keys",
-                        "observed_ip",
-                        "last_contact",
-                        "created_at",
-                        "updated_at",
-                    ]
-                },
-            ),
+            ("Observed", {"fields": OBSERVED_FIELDS}),
             ("History", {"fields": ["history"]}),
         ]
 

@@ -32,14 +32,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    -*) die "unknown option '$1' (see --help)" ;;
-esac
-[[ $# -le 1 ]] || die "too many arguments (see --help)"
+parse_args 1 "$@"
 
 DRY_RUN="$(bool DRY_RUN false)"
 USE_PVC="$(bool USE_PVC true)"

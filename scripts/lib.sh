@@ -91,30 +91,31 @@ run() {
 
 # run_unless CHECK... -- ACTION...: ACTION only when CHECK fails (CHECK's output is hidden).
 run_unless() {
-    local check=()
-    while [[ $1 != -- ]]; do
-        check+=("$1")
-        shift
-    done
-    shift
-    if is_dry_run; then
-        printf '%s >/dev/null 2>&1 || %s\n' "$(quote "${check[@]}")" "$(quote "$@")" >&3
-    elif ! "${check[@]}" >/dev/null 2>&1; then
-        run "$@"
-    fi
+    run_checked fails "$@"
 }
 
 # run_if CHECK... -- ACTION...: ACTION only when CHECK succeeds (CHECK's output is hidden).
 run_if() {
-    local check=()
+    run_checked succeeds "$@"
+}
+
+# run_checked succeeds|fails CHECK... -- ACTION...: the two above; a dry run prints the
+# pair as one shell line (`CHECK && ACTION`, `CHECK || ACTION`).
+run_checked() {
+    local when=$1 check=() operator='&&' outcome=succeeds
+    shift
+    [[ $when == fails ]] && operator='||'
     while [[ $1 != -- ]]; do
         check+=("$1")
         shift
     done
     shift
     if is_dry_run; then
-        printf '%s >/dev/null 2>&1 && %s\n' "$(quote "${check[@]}")" "$(quote "$@")" >&3
-    elif "${check[@]}" >/dev/null 2>&1; then
+        printf '%s >/dev/null 2>&1 %s %s\n' "$(quote "${check[@]}")" "$operator" "$(quote "$@")" >&3
+        return
+    fi
+    "${check[@]}" >/dev/null 2>&1 || outcome=fails
+    if [[ $outcome == "$when" ]]; then
         run "$@"
     fi
 }
@@ -131,4 +132,19 @@ query() {
 # need TOOL: fail early, with a hint, when a command the script runs is missing.
 need() {
     is_dry_run || command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed or not on PATH"
+}
+
+# parse_args MAX_ARGS "$@": every script answers --help (its own `usage`), refuses other
+# options and takes at most MAX_ARGS positional arguments.
+parse_args() {
+    local max=$1
+    shift
+    case "${1:-}" in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        -*) die "unknown option '$1' (see --help)" ;;
+    esac
+    [[ $# -le $max ]] || die "too many arguments (see --help)"
 }

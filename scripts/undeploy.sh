@@ -26,14 +26,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    -*) die "unknown option '$1' (see --help)" ;;
-esac
-[[ $# -eq 0 ]] || die "undeploy.sh takes no arguments (see --help)"
+parse_args 0 "$@"
 
 DRY_RUN="$(bool DRY_RUN false)"
 DELETE_PVC="$(bool DELETE_PVC false)"

@@ -99,7 +99,7 @@ def test_help_documents_every_variable(name, option, tmp_path):
         ("build.sh", [], {"PUSH": "true"}, "PUSH=true needs REGISTRY"),
         ("build.sh", [], {"PLATFORM": "linux/amd64,linux/arm64"}, "set PUSH=true"),
         ("build.sh", [], {"DRY_RUN": "1"}, "DRY_RUN must be true or false"),
-        ("undeploy.sh", ["extra"], {}, "takes no arguments"),
+        ("undeploy.sh", ["extra"], {}, "too many arguments"),
         ("undeploy.sh", [], {"DELETE_PVC": "TRUE"}, "DELETE_PVC must be true or false"),
     ],
 )
