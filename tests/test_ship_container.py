@@ -274,13 +274,15 @@ def test_installed_package_carries_every_file_the_apps_need(tmp_path):
 # --- the entrypoint, for real ----------------------------------------------------------
 
 # Runs a command the way the container does with readOnlyRootFilesystem: in a private
-# mount namespace where the data directory stays writable, /tmp is a fresh tmpfs (the
-# pod's emptyDir) and everything else on the root filesystem is read-only.
+# mount namespace where the data directory and /tmp (the pod's emptyDir) stay writable and
+# everything else on the root filesystem is read-only. /tmp is bound to itself rather than
+# replaced by an empty tmpfs, so a checkout or virtualenv that lives under /tmp (a CI
+# workspace, say) stays visible.
 READ_ONLY_ROOT = """
 set -eu
 mount --make-rprivate /
 mount --bind "$DATA_DIR" "$DATA_DIR"
-mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp
+mount --bind /tmp /tmp
 mount -o remount,bind,ro /
 exec "$@"
 """
