@@ -76,6 +76,14 @@ class ServedConfigCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def current(self, device_id: str) -> object | None:
+        """The cached value while it is still current, else None (nothing is loaded).
+        Entries exist only where the counter is available (see `get`)."""
+        entry = self._entries.get(device_id)
+        if entry is None or entry[0] != generation.read():
+            return None
+        return entry[1]
+
     def get(self, device_id: str, load: Callable[[], object | None]) -> object | None:
         if not generation.available():
             return load()

@@ -34,6 +34,7 @@ if django_settings.LOG_FORMAT == "json":
 
 on_starting = "edgeserver.gunicorn_hooks.on_starting"
 child_exit = "edgeserver.gunicorn_hooks.child_exit"
+post_worker_init = "edgeserver.gunicorn_hooks.post_worker_init"
 # The master runs exactly one device monitor beside the workers (MONITOR_ENABLED).
 when_ready = "edgeserver.gunicorn_hooks.when_ready"
 on_reload = "edgeserver.gunicorn_hooks.on_reload"

@@ -109,6 +109,11 @@ def serve_config(request: HttpRequest, device_id: str, *, from_device: bool) -> 
     return HttpResponse(served.body, content_type="application/json", headers=headers)
 
 
+def anonymous_device_calls_allowed() -> bool:
+    """Whether a device route may be called without any credential."""
+    return settings.AUTH_MODE == "open" or settings.DEVICE_REGISTRATION == "open"
+
+
 def _anonymous_device_call(request: HttpRequest, kwargs: dict[str, Any]) -> bool:
     """A plain GET as field exporters send it: no credential of any kind, where anonymous
     device calls are allowed. Any credential goes through DRF's authentication instead."""
@@ -116,7 +121,7 @@ def _anonymous_device_call(request: HttpRequest, kwargs: dict[str, Any]) -> bool
         kwargs.get("path_token") is None
         and "HTTP_AUTHORIZATION" not in request.META
         and settings.SESSION_COOKIE_NAME not in request.COOKIES
-        and (settings.AUTH_MODE == "open" or settings.DEVICE_REGISTRATION == "open")
+        and anonymous_device_calls_allowed()
     )
 
 
