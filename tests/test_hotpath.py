@@ -110,3 +110,13 @@ def test_over_gunicorn_fast_answers_match_the_first_and_are_counted(tmp_path):
             )
             == 20
         )
+
+
+def test_a_failure_ahead_of_django_leaves_the_answer_to_django(parity_results):
+    """Recording the caller failed on the fast path: Django answers instead (and fails the
+    same way, in the contract's error shape), rather than gunicorn's bare 500 page."""
+    result = parity_results["contact recording fails"]
+    assert result["fast"] is True
+    assert result["wrapped"]["status"].startswith("500")
+    assert json.loads(result["wrapped"]["body"])["error"]
+    assert result["wrapped"]["headers"]["content-type"] == "application/json"

@@ -34,6 +34,8 @@ CASES: list[dict[str, Any]] = [
         },
     },
     {"name": "open auth mode", "settings": {"AUTH_MODE": "open"}},
+    # Cached, but recording the caller fails: Django answers (its 500, in the error shape).
+    {"name": "contact recording fails", "fault": True},
     # Django answers these.
     {"name": "bearer token", "delegated": True, "environ": {"HTTP_AUTHORIZATION": "Bearer x"}},
     {"name": "cookie", "delegated": True, "environ": {"HTTP_COOKIE": "sessionid=abc"}},
@@ -108,6 +110,10 @@ def call(app, environ: dict[str, Any]) -> dict[str, Any]:
     return {"status": seen["status"], "headers": headers, "body": body.decode()}
 
 
+def _failing_contact_record(**kwargs: Any) -> None:
+    raise RuntimeError("can't start new thread")
+
+
 def main(db_path: str) -> None:
     os.environ["DB_PATH"] = db_path
     os.environ.pop("DATABASE_URL", None)
@@ -128,12 +134,14 @@ def main(db_path: str) -> None:
 
     from django.core.handlers.wsgi import WSGIHandler
 
+    from devices import services
     from devices.api import hotpath
     from devices.choices import TokenKind
     from devices.configcache import served_configs
     from devices.tokens import api_token_create
     from edgeserver.wsgi import ServedConfigFastPath, django_application
 
+    record_contact = services.device_contact_record
     _, token = api_token_create(name="parity", kind=TokenKind.OPERATOR)
     document = {
         "device_type": "jetson_orin",
@@ -170,10 +178,13 @@ def main(db_path: str) -> None:
             if case.get("warm", True):  # a first answer through Django fills the cache
                 call(plain_app, environ_for("GET", "/config/edge-01"))
             fast = hotpath.cached_answer(environ_for("GET", path, **extra)) is not None
+            if case.get("fault"):
+                services.device_contact_record = _failing_contact_record
             method = extra.get("REQUEST_METHOD", "GET")
             extra = {k: v for k, v in extra.items() if k != "REQUEST_METHOD"}
             wrapped = call(wrapped_app, environ_for(method, path, **extra))
             plain = call(plain_app, environ_for(method, path, **extra))
+            services.device_contact_record = record_contact
         print(json.dumps({"case": case, "fast": fast, "wrapped": wrapped, "django": plain}))
 
 
