@@ -87,12 +87,12 @@ class ServedConfigCache:
     def get(self, device_id: str, load: Callable[[], object | None]) -> object | None:
         if not generation.available():
             return load()
-        current = generation.read()
-        entry = self._entries.get(device_id)
-        if entry is not None and entry[0] == current:
-            return entry[1]
+        cached = self.current(device_id)
+        if cached is not None:
+            return cached
         # Read the counter before loading: a write that commits meanwhile bumps it past
         # `current`, and the next call loads again.
+        current = generation.read()
         value = load()
         if value is None:
             self._entries.pop(device_id, None)

@@ -38,7 +38,7 @@ from django.core.signals import setting_changed
 from django.http.request import split_domain_port, validate_host
 
 from devices import services
-from devices.api.views import anonymous_device_calls_allowed
+from devices.api.views import anonymous_device_calls_allowed, served_config_headers
 from devices.configcache import served_configs
 from devices.selectors import ServedConfig
 from edgeserver import metrics
@@ -116,11 +116,11 @@ def cached_answer(environ: dict[str, Any]) -> tuple[str, ServedConfig] | None:
     match = _CONFIG_PATH.fullmatch(environ.get("PATH_INFO", ""))
     if match is None or any(name in environ for name in _DELEGATED_HEADERS):
         return None
+    if not mirrored_settings()[0]:
+        return None
     domain, _port = split_domain_port(environ.get("HTTP_HOST", ""))
     if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return None  # Django answers with its 400
-    if not mirrored_settings()[0]:
-        return None
     served = served_configs.current(match.group(1))
     return None if served is None else (match.group(1), served)
 
@@ -167,8 +167,7 @@ class ServedConfigFastPath:
             request_id_var.reset(token)
         body = served.body
         headers = [
-            ("ETag", served.etag),
-            ("Cache-Control", "no-cache"),
+            *served_config_headers(served).items(),
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
             *mirrored_settings()[1],

@@ -82,6 +82,12 @@ class ConfigListView(ApiView):
         return Response({"configs": configs, "total": len(configs)})
 
 
+def served_config_headers(served: selectors.ServedConfig) -> dict[str, str]:
+    """The headers of a served config (beside its type and length): its version as the
+    ETag, and a cache may keep it only while it revalidates."""
+    return {"ETag": served.etag, "Cache-Control": "no-cache"}
+
+
 def serve_config(request: HttpRequest, device_id: str, *, from_device: bool) -> HttpResponse:
     """`GET /config/{id}` once the caller is allowed: the config, its ETag, 304 when the
     caller's copy is current; the device's own calls record where it called from."""
@@ -103,7 +109,7 @@ def serve_config(request: HttpRequest, device_id: str, *, from_device: bool) -> 
             known_ip=served.observed_ip,
             last_contact=served.last_contact,
         )
-    headers = {"ETag": served.etag, "Cache-Control": "no-cache"}
+    headers = served_config_headers(served)
     if served.etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         return HttpResponse(status=304, headers=headers)
     return HttpResponse(served.body, content_type="application/json", headers=headers)
