@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # when a server answers on 127.0.0.1:5432.
 LOCAL_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint superuser token clean
+.PHONY: run test bench lint lock api-reference superuser token clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -22,8 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py prepare_server
 	exec $(BIN)/gunicorn -c edgeserver/gunicorn.conf.py
 
 test: $(VENV)/.installed-dev
@@ -49,12 +48,24 @@ bench: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
+# docs/API.md and the README's error table, from the OpenAPI schema (a test checks them).
+api-reference: $(VENV)/.installed
+	$(BIN)/python manage.py api_reference
+
+# The exact, hashed dependency set the container image installs (Dockerfile): refresh it
+# after changing the dependencies in pyproject.toml, and commit it.
+lock: $(VENV)/.installed-dev
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# Interactive on a terminal; with DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_PASSWORD (and
+# optionally DJANGO_SUPERUSER_EMAIL) set, it runs without questions (scripts, CI).
 superuser: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createsuperuser
+	$(BIN)/python manage.py prepare_server --skip-static
+	$(BIN)/python manage.py createsuperuser $${DJANGO_SUPERUSER_PASSWORD:+--noinput}
 
 token: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py prepare_server --skip-static
 	$(BIN)/python manage.py create_api_token --name "$${NAME:-operator}"
 
 clean:

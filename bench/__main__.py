@@ -276,7 +276,7 @@ def bench_probe_round(report: Report, server, runs: int) -> None:
     code = (
         "import time, json\n"
         "from devices.selectors import device_list\n"
-        "from devices.services import devices_probe\n"
+        "from devices.runtime import devices_probe\n"
         "times = []\n"
         f"for _ in range({runs}):\n"
         "    devices = list(device_list())\n"

@@ -16,16 +16,16 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework.exceptions import ParseError
 
-from devices import selectors, services
-from devices.api.render import rfc3339
+from devices import runtime, selectors, services
+from devices.api.responses import rfc3339
 from devices.api.serializers import DeviceConfigSerializer
-from devices.choices import ChangeSource, DeviceStatus, ReloadStatus, TokenKind
-from devices.models import ApiToken, Device, DeviceRevision
-from devices.tokens import api_token_create, api_token_revoke
+from devices.choices import DeviceStatus, ReloadStatus
+from devices.exceptions import DeviceError
+from devices.models import Device, DeviceRevision
 from devices.validation import device_id_problem
-from edgeserver.api.errors import ApiError
 from edgeserver.api.parsers import check_storable
-from k8sbridge.admin import delete_kubernetes_objects, sync_devices_to_kubernetes
+from users.actors import Actor
+from users.actors import admin_actor as actor_named
 
 STATUS_COLOURS = {
     DeviceStatus.HEALTHY: "#2e7d32",
@@ -48,8 +48,13 @@ class PrettyJSONEncoder(json.JSONEncoder):
         super().__init__(*args, **kwargs)
 
 
-def admin_actor(request: HttpRequest) -> services.Actor:
-    return services.Actor(name=f"admin:{request.user.get_username()}", source=ChangeSource.ADMIN)
+def admin_actor(request: HttpRequest) -> Actor:
+    return actor_named(request.user.get_username())
+
+
+def register_device_actions(*actions: Any) -> None:
+    """Add admin actions to the device list (the Kubernetes bridge adds its own)."""
+    DeviceAdmin.actions = [*DeviceAdmin.actions, *actions]
 
 
 def status_badge(status: str) -> str:
@@ -193,8 +198,6 @@ class DeviceAdmin(admin.ModelAdmin):
         "reload_devices",
         "probe_devices",
         "use_observed_ip",
-        sync_devices_to_kubernetes,
-        delete_kubernetes_objects,
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
@@ -270,7 +273,7 @@ class DeviceAdmin(admin.ModelAdmin):
         link = reverse("admin:devices_devicerevision_changelist") + f"?device_id={device.pk}"
         return format_html(
             "<table><tr><th>version</th><th>action</th><th>who</th><th>source</th>"
-            '<th>when</th></tr>{}</table>'
+            "<th>when</th></tr>{}</table>"
             '<p><a href="{}">All revisions, their changes and rollback</a></p>',
             rows,
             link,
@@ -297,9 +300,9 @@ class DeviceAdmin(admin.ModelAdmin):
                 actor=admin_actor(request),
                 if_match=f'"{version}"' if change and version else None,
             )
-        except ApiError as exc:
+        except DeviceError as exc:
             # Shown on the change list; the form is not saved.
-            messages.error(request, f"{obj.pk}: {exc.message or exc.error}")
+            messages.error(request, f"{obj.pk}: {exc}")
             return
         if not result.changed:
             messages.info(request, f"{obj.pk}: nothing changed, no revision written.")
@@ -314,12 +317,12 @@ class DeviceAdmin(admin.ModelAdmin):
         for device_id in queryset.values_list("device_id", flat=True):
             try:
                 services.device_delete(device_id=device_id, actor=admin_actor(request))
-            except ApiError as exc:
-                messages.warning(request, f"{device_id}: {exc.message or exc.error}")
+            except DeviceError as exc:
+                messages.warning(request, f"{device_id}: {exc}")
 
     @admin.action(description="Reload selected devices")
     def reload_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
-        results = services.devices_reload(devices=queryset)
+        results = runtime.devices_reload(devices=queryset)
         reloaded = [r.device_id for r in results if r.status == ReloadStatus.RELOADED]
         if reloaded:
             messages.success(request, f"Reloaded {len(reloaded)}: {', '.join(reloaded)}")
@@ -330,7 +333,7 @@ class DeviceAdmin(admin.ModelAdmin):
     @admin.action(description="Probe selected devices now")
     def probe_devices(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         devices = list(queryset.select_related("health"))
-        result = services.devices_probe(devices=devices, recheck_drift=True)
+        result = runtime.devices_probe(devices=devices, recheck_drift=True)
         counts: dict[str, int] = {}
         for device in devices:
             status, _ = selectors.device_status(device)
@@ -347,8 +350,8 @@ class DeviceAdmin(admin.ModelAdmin):
                 result = services.device_adopt_observed_ip(
                     device_id=device_id, actor=admin_actor(request)
                 )
-            except ApiError as exc:
-                messages.error(request, f"{device_id}: {exc.message or exc.error}")
+            except DeviceError as exc:
+                messages.error(request, f"{device_id}: {exc}")
                 continue
             if result.changed:
                 messages.success(request, f"{device_id}: IP set to {result.device.ip_address}")
@@ -425,91 +428,11 @@ class DeviceRevisionAdmin(admin.ModelAdmin):
                 result = services.device_rollback(
                     device_id=device_id, version=revision.version, actor=admin_actor(request)
                 )
-            except ApiError as exc:
-                messages.error(request, f"{device_id}: {exc.message or exc.error}")
+            except DeviceError as exc:
+                messages.error(request, f"{device_id}: {exc}")
                 continue
             outcome = "restored" if result.changed else "already at that config"
             messages.success(
                 request,
                 f"{device_id}: v{revision.version} {outcome} (now v{result.device.version})",
             )
-
-
-class ApiTokenForm(forms.ModelForm):
-    class Meta:
-        model = ApiToken
-        fields = ["name", "kind", "device_id"]
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if cleaned.get("kind") == TokenKind.DEVICE:
-            problem = device_id_problem(cleaned.get("device_id") or "")
-            if problem:
-                self.add_error("device_id", f"A device token needs a valid device id: {problem}")
-        return cleaned
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are shown once, when they are issued; only their digest is stored."""
-
-    form = ApiTokenForm
-    list_display = [
-        "name",
-        "kind",
-        "device_id",
-        "prefix",
-        "created_by",
-        "created_at",
-        "last_used_at",
-        "active",
-    ]
-    list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
-    search_fields = ["name", "device_id", "prefix"]
-    actions = ["revoke"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
-        if obj is None:
-            return []
-        return [
-            "name",
-            "kind",
-            "device_id",
-            "prefix",
-            "created_by",
-            "created_at",
-            "last_used_at",
-            "revoked_at",
-        ]
-
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
-        if obj is None:
-            return ["name", "kind", "device_id"]
-        return self.get_readonly_fields(request, obj)
-
-    @admin.display(boolean=True, description="active")
-    def active(self, token: ApiToken) -> bool:
-        return token.is_active
-
-    def save_model(
-        self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
-    ) -> None:
-        if change:
-            return
-        token, raw = api_token_create(
-            name=obj.name,
-            kind=obj.kind,
-            device_id=obj.device_id,
-            created_by=f"admin:{request.user.get_username()}",
-        )
-        obj.pk = token.pk
-        messages.warning(
-            request,
-            format_html("Token issued. Copy it now, it is not shown again: <code>{}</code>", raw),
-        )
-
-    @admin.action(description="Revoke selected tokens")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        for token in queryset:
-            api_token_revoke(token=token)
-        messages.success(request, f"Revoked {queryset.count()} token(s).")

@@ -7,5 +7,14 @@ class DevicesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the OpenAPI extensions for our authenticators.
-        import edgeserver.api.schema  # noqa: F401
+        import devices.api.schema  # noqa: F401  (registers its OpenAPI extensions)
+        from devices.api.errors import ERRORS
+        from devices.metrics import FleetCollector
+        from devices.validation import device_id_problem
+        from edgeserver.api.errors import register_errors
+        from edgeserver.metrics import register_collector
+        from users.tokens import set_device_id_rule
+
+        register_errors(ERRORS)
+        register_collector(FleetCollector())
+        set_device_id_rule(device_id_problem)

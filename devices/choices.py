@@ -33,17 +33,6 @@ class RevisionAction(models.TextChoices):
     ROLLED_BACK = "rolled_back", "Rolled back"
 
 
-class ChangeSource(models.TextChoices):
-    API = "api", "API"
-    ADMIN = "admin", "Admin"
-    DEVICE = "device", "Device"
-
-
-class TokenKind(models.TextChoices):
-    OPERATOR = "operator", "Operator"
-    DEVICE = "device", "Device"
-
-
 class ReloadStatus(models.TextChoices):
     RELOADED = "reloaded", "Reloaded"
     FAILED = "failed", "Failed"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import json
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 
 from devices.validation import address_allowed, address_not_allowed_message, comparable_ip
+from edgeserver.api.parsers import NumberOutOfRange, strict_json_loads
 
 HEALTH_BODY_LIMIT = 64 * 1024
 RELOAD_BODY_LIMIT = 64 * 1024
@@ -172,12 +172,8 @@ def call(ip: str, port: int, method: str, path: str, *, timeout: float, body_lim
     return Answer(status=response.status, body=body[:body_limit], complete=len(body) <= body_limit)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _json(answer: Answer) -> Any:
-    return json.loads(answer.body, parse_constant=_reject_constant)
+    return strict_json_loads(answer.body)
 
 
 def get_health(ip: str, port: int, *, timeout: float) -> HealthAnswer:
@@ -213,6 +209,8 @@ def get_config(ip: str, port: int, *, timeout: float) -> dict[str, Any]:
         )
     try:
         data = _json(answer)
+    except NumberOutOfRange as exc:
+        raise DeviceBadAnswer(f"Device returned JSON that cannot be relayed: {exc}") from None
     except (ValueError, RecursionError):
         raise DeviceBadAnswer("Device returned a body that is not JSON") from None
     if not isinstance(data, dict):

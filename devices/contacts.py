@@ -1,11 +1,13 @@
-"""Where devices call `GET /config/{id}` from, stored off the request path.
+"""Where devices call from: the one gate every device call passes to be recorded
+(`GET /config/{id}`, and `PUT` by the device itself), stored off the request path.
 
 That GET is the fleet's hottest call. Storing the caller's address inside the request
 made reads wait for the database's write lock, worst when the once-a-minute refresh of
 many devices fell due together (throughput collapsed to a third for seconds at a time).
 Each process collects the addresses in memory instead, and a background thread stores
 them every CONTACT_FLUSH_INTERVAL seconds in one short transaction. With the interval
-set to 0 they are stored in the request.
+set to 0 they are stored in the request. An unchanged address is stored at most once a
+RECORD_INTERVAL, so most calls cost no write at all.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from devices.models import DeviceHealth
+from edgeserver.api.addresses import ObservedAddress
 from edgeserver.db import write_transaction
 
 logger = logging.getLogger(__name__)
@@ -58,13 +61,14 @@ class ContactBuffer:
         self._lock = threading.Lock()
         self._flusher_pid: int | None = None
 
-    def add(self, device_id: str, ip: str, when: datetime | None = None) -> None:
-        when = when or timezone.now()
+    def add(self, device_id: str, ip: str, when: datetime, *, now: bool = False) -> None:
+        """Remember a contact; stored by the next flush, or at once with `now` (inside the
+        caller's transaction, if it has one) or when CONTACT_FLUSH_INTERVAL is 0."""
         recorded = self._recorded.get(device_id)
         if recorded is not None and recorded[0] == ip and when - recorded[1] < RECORD_INTERVAL:
             return
         self._recorded[device_id] = (ip, when)
-        if settings.CONTACT_FLUSH_INTERVAL <= 0:
+        if now or settings.CONTACT_FLUSH_INTERVAL <= 0:
             store_contacts({device_id: (ip, when)})
             return
         with self._lock:
@@ -101,3 +105,30 @@ class ContactBuffer:
 
 
 contacts = ContactBuffer()
+
+
+def device_contact_record(
+    *,
+    device_id: str,
+    observed: ObservedAddress | None,
+    known_ip: str = "",
+    last_contact: datetime | None = None,
+    in_write: bool = False,
+) -> None:
+    """A device called the server from `observed`: remember it.
+
+    `known_ip`/`last_contact` are what the caller already loaded of the stored
+    observation; with the buffer's own memory of what this process stored, an unchanged
+    address seen within RECORD_INTERVAL costs nothing. A write of the device's own config
+    (`in_write`) stores the contact in its transaction, since it writes anyway.
+    """
+    if observed is None:
+        return
+    now = timezone.now()
+    if (
+        known_ip == observed.ip
+        and last_contact is not None
+        and now - last_contact < RECORD_INTERVAL
+    ):
+        return
+    contacts.add(device_id, observed.ip, now, now=in_write)

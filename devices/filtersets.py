@@ -18,6 +18,17 @@ class DeviceFilterSet(django_filters.FilterSet):
         model = Device
         fields = ["device_type", "status", "q"]
 
+    # A filter that is given must say something: `?status=` is a mistake, not "any status".
+    REQUIRED_WHEN_GIVEN = ("device_type", "status")
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name in self.REQUIRED_WHEN_GIVEN:
+            if name in self.data and not self.data[name]:
+                self.errors[name] = ["must not be empty"]
+                valid = False
+        return valid
+
     def filter_status(self, queryset: QuerySet[Device], name: str, value: str) -> QuerySet:
         # A device without an address is unknown whatever was last observed.
         if value == DeviceStatus.UNKNOWN:

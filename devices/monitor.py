@@ -23,7 +23,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from devices import selectors, services
+from devices import runtime, selectors
 from devices.models import Device
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,22 @@ def _release_stale_connections() -> None:
         close_old_connections()
 
 
+# Dotted paths of listener factories that apps register at start (k8sbridge registers its
+# auto-sync); imported only in the process that runs the monitor.
+_registered: list[str] = []
+
+
+def register_listener(path: str) -> None:
+    """Have every monitor build the listener `path` names (a zero-argument factory)."""
+    if path not in _registered:
+        _registered.append(path)
+
+
 def load_listeners(paths: Iterable[str] | None = None) -> list[MonitorListener]:
-    """Build the listeners named in MONITOR_LISTENERS (dotted paths of factories)."""
-    paths = settings.MONITOR_LISTENERS if paths is None else paths
+    """Build the registered listeners and those named in MONITOR_LISTENERS; `paths`
+    instead of both."""
+    if paths is None:
+        paths = [*_registered, *(p for p in settings.MONITOR_LISTENERS if p not in _registered)]
     return [import_string(path)() for path in paths]
 
 
@@ -131,7 +144,7 @@ class DeviceMonitor:
     def run_round(self) -> list[str]:
         _release_stale_connections()
         devices = list(selectors.device_list())
-        result = services.devices_probe(devices=devices, serve_requests=True)
+        result = runtime.devices_probe(devices=devices, serve_requests=True)
         # A quiet round is not worth a line every MONITOR_INTERVAL; a slow one is a warning.
         level = logging.INFO if result.changed else logging.DEBUG
         if result.seconds > settings.MONITOR_INTERVAL:
@@ -149,7 +162,7 @@ class DeviceMonitor:
         devices = list(selectors.devices_due_for_probe())
         if not devices:
             return []
-        services.devices_probe(devices=devices, serve_requests=True)
+        runtime.devices_probe(devices=devices, serve_requests=True)
         return self._changes(devices, complete=False)
 
     def _changes(self, devices: list[Device], *, complete: bool) -> list[str]:

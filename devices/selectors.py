@@ -2,128 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from devices.choices import DeviceStatus
-from devices.configcache import served_configs
-from devices.models import Device, DeviceHealth, DeviceRevision, config_document
+from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
 NOT_CHECKED_ERROR = "Not checked yet"
-
-
-@dataclass(frozen=True)
-class ServedConfig:
-    """What `GET /config/{id}` answers, and what the server knew of the caller when it
-    was loaded (it may be cached: see devices.configcache)."""
-
-    document: dict[str, Any]
-    version: int
-    observed_ip: str
-    last_contact: datetime | None
-
-    @property
-    def etag(self) -> str:
-        return f'"{self.version}"'
-
-    @functools.cached_property
-    def body(self) -> bytes:
-        """The document as the response body, encoded once."""
-        return json.dumps(self.document, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-@functools.cache
-def _served_config_sql() -> str:
-    device, health = Device._meta, DeviceHealth._meta
-
-    quote = connection.ops.quote_name
-
-    def column(meta, name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    # Identifiers come from the models' metadata; the device id is a bound parameter.
-    return (  # noqa: S608
-        "SELECT d.{type}, d.{port}, d.{reload}, d.{metrics}, d.{extra}, d.{version}, "
-        "h.{observed}, h.{contact} FROM {devices} d LEFT JOIN {healths} h ON h.{fk} = d.{pk} "
-        "WHERE d.{pk} = {placeholder}"
-    ).format(
-        # The driver's own parameter style: the statement goes to its cursor directly.
-        placeholder="?" if connection.Database.paramstyle == "qmark" else "%s",
-        type=column(device, "device_type"),
-        port=column(device, "port"),
-        reload=column(device, "reload_port"),
-        metrics=column(device, "enabled_metrics"),
-        extra=column(device, "extra_config"),
-        version=column(device, "version"),
-        observed=column(health, "observed_ip"),
-        contact=column(health, "last_contact"),
-        devices=quote(device.db_table),
-        healths=quote(health.db_table),
-        fk=column(health, "device"),
-        pk=column(device, "device_id"),
-    )
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def _aware(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
-
-
-def served_config(*, device_id: str) -> ServedConfig | None:
-    """The config the exporter fetches: from this process's cache while no config write
-    happened since it was loaded (SQLite), else read with one SQL statement."""
-    return served_configs.get(device_id, lambda: _load_served_config(device_id))
-
-
-def _load_served_config(device_id: str) -> ServedConfig | None:
-    """The config the exporter fetches, read with one SQL statement.
-
-    This is the hottest read of the server (every exporter at start and after each reload,
-    thousands of them): building the ORM query costs ~0.7 ms, the statement ~0.01 ms.
-    """
-    # The driver's cursor, not Django's wrapper (a third of the cost of this read); the
-    # connection is still Django's, with its settings, converters and lifetime.
-    connection.ensure_connection()
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(_served_config_sql(), (device_id,))
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    if row is None:
-        return None
-    device_type, port, reload_port, metrics, extra, version, observed_ip, contact = row
-    return ServedConfig(
-        document=config_document(
-            device_type=device_type,
-            port=port,
-            reload_port=reload_port,
-            enabled_metrics=_json(metrics),
-            extra_config=_json(extra) or {},
-        ),
-        version=version,
-        observed_ip=observed_ip or "",
-        last_contact=_aware(contact),
-    )
 
 
 def device_get(*, device_id: str) -> Device | None:
@@ -144,6 +37,42 @@ def device_health(device: Device) -> DeviceHealth:
         return device.health
     except DeviceHealth.DoesNotExist:
         return DeviceHealth(device=device)
+
+
+def devices_with_address(ip: str, *, excluding: str = "") -> list[str]:
+    """Ids of the devices stored with this address (but `excluding`), in order."""
+    if not ip:
+        return []
+    return list(
+        Device.objects.filter(ip_address=ip)
+        .exclude(device_id=excluding)
+        .order_by("device_id")
+        .values_list("device_id", flat=True)
+    )
+
+
+def shared_addresses(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """From (device id, address) pairs: each address more than one device has, with their
+    ids in order. Two exporters on one host are a legitimate reason; devices behind one
+    NAT that all got its address are not, and both are worth a look."""
+    holders: dict[str, list[str]] = {}
+    for device_id, ip in pairs:
+        if ip:
+            holders.setdefault(ip, []).append(device_id)
+    return {ip: sorted(ids) for ip, ids in holders.items() if len(ids) > 1}
+
+
+def fleet_shared_addresses() -> dict[str, list[str]]:
+    """`shared_addresses` over the whole fleet, in one query."""
+    shared = (
+        Device.objects.exclude(ip_address="")
+        .values("ip_address")
+        .annotate(holders=Count("device_id"))
+        .filter(holders__gt=1)
+        .values("ip_address")
+    )
+    rows = Device.objects.filter(ip_address__in=shared).values_list("device_id", "ip_address")
+    return shared_addresses(rows)
 
 
 def devices_due_for_probe() -> QuerySet[Device]:

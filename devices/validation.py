@@ -8,7 +8,12 @@ import re
 
 from django.conf import settings
 
-DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+from edgeserver.net import IPAddress, IPNetwork, comparable_ip, parse_networks
+
+# Letters, digits, `.`, `_`, `-`, starting with a letter or digit, no `..` (written so
+# that the OpenAPI schema can carry it as it is); at most 253 characters.
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.?")
+DEVICE_ID_MAX_LENGTH = 253
 DEVICE_TYPE_MAX_LENGTH = 64
 
 
@@ -16,9 +21,9 @@ def device_id_problem(value: str) -> str | None:
     """Why `value` is not a valid device id, or None when it is one."""
     if not value:
         return "Device id must not be empty"
-    if len(value) > 253:
+    if len(value) > DEVICE_ID_MAX_LENGTH:
         return f"Device id is {len(value)} characters long; at most 253 are allowed"
-    if not DEVICE_ID_PATTERN.fullmatch(value) or ".." in value:
+    if not DEVICE_ID_PATTERN.fullmatch(value):
         return (
             "Device id must be 1-253 characters of letters, digits, '.', '_' and '-', "
             "start with a letter or digit and not contain '..'"
@@ -36,9 +41,6 @@ def normalise_ip(value: str) -> str:
         raise ValueError(value)
     return str(ipaddress.ip_address(value))
 
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Addresses that reach this host, its link or a group rather than one device: the cloud
 # metadata service (169.254.169.254), the server's own ports, every host at once. A listed
@@ -58,20 +60,6 @@ SPECIAL_RANGES: tuple[IPNetwork, ...] = tuple(
         "::/128",  # unspecified
     )
 )
-
-
-def comparable_ip(value: str) -> IPAddress:
-    """Parse an address; an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its IPv4."""
-    address = ipaddress.ip_address(value)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-@functools.lru_cache(maxsize=16)
-def parse_networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    """CIDR texts (from settings, already validated there) as networks, parsed once."""
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
 
 
 def _special_range(address: IPAddress) -> IPNetwork | None:
@@ -101,6 +89,28 @@ def _address_allowed(value: str, cidrs: tuple[str, ...]) -> bool:
         if special is None or network.subnet_of(special):
             return True
     return False
+
+
+def allowed_networks(cidrs: tuple[str, ...]) -> list[IPNetwork]:
+    """The networks of exactly the addresses `address_allowed` admits: the listed ones, less
+    the special ranges a network is not inside of (for the OpenAPI schema's pattern)."""
+    allowed: list[IPNetwork] = []
+    for network in parse_networks(cidrs):
+        pieces = [network]
+        for special in SPECIAL_RANGES:
+            if special.version != network.version or network.subnet_of(special):
+                continue
+            pieces = [rest for piece in pieces for rest in _without(piece, special)]
+        allowed += pieces
+    return sorted(set(allowed), key=lambda n: (n.version, n))
+
+
+def _without(network: IPNetwork, cut: IPNetwork) -> list[IPNetwork]:
+    if not network.overlaps(cut):
+        return [network]
+    if network.subnet_of(cut):
+        return []
+    return list(network.address_exclude(cut))
 
 
 def address_not_allowed_message(value: str) -> str:

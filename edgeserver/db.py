@@ -16,8 +16,9 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 # Re-entrant so that a nested call fails in atomic(durable=True) instead of deadlocking.
 _thread_lock = threading.RLock()
@@ -61,3 +62,27 @@ def write_transaction(*, durable: bool = True) -> Iterator[None]:
                 yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def dedicated_connection(purpose: str, *, timeout: float, **options: Any) -> Any:
+    """A PostgreSQL connection of its own (autocommit), outside Django's per-thread ones,
+    with Django's parameters: for a session that must outlive requests (a lock) or serve
+    every thread of the process (generation reads). `purpose` names it in
+    pg_stat_activity. TCP keepalives notice a peer that went away within `timeout`."""
+    import psycopg
+
+    params = dict(connections["default"].get_connection_params())
+    for name in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
+        params.pop(name, None)
+    return psycopg.connect(
+        **params,
+        autocommit=True,
+        application_name=purpose[:63],
+        connect_timeout=max(1, int(timeout)),
+        keepalives=1,
+        keepalives_idle=max(1, int(timeout) // 3),
+        keepalives_interval=1,
+        keepalives_count=3,
+        tcp_user_timeout=int(timeout * 1000),
+        **options,
+    )

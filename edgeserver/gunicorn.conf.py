@@ -16,8 +16,11 @@ worker_class = "gthread"
 workers = django_settings.WEB_CONCURRENCY
 threads = django_settings.GUNICORN_THREADS
 timeout = 60
-graceful_timeout = 20
+graceful_timeout = django_settings.GRACEFUL_TIMEOUT
 keepalive = 5
+# Long enough that a device id over its 253-character limit reaches Django's 400
+# invalid_device_id; gunicorn's maximum.
+limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 loglevel = django_settings.LOG_LEVEL.lower()

@@ -4,6 +4,7 @@ its workers, and its log lines."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import subprocess
@@ -12,21 +13,23 @@ import tempfile
 import threading
 import time
 
+from gunicorn import util
 from gunicorn.glogging import Logger
 
-from edgeserver.logging import redact
+from edgeserver.logging import RedactSecrets
 
 
 class RedactingLogger(Logger):
-    """gunicorn's logger: `/d/<token>/` paths redacted from access lines, and the request
-    id of the response attached to each access record (a field in JSON logs)."""
+    """gunicorn's logger: every line (access and error) goes through the one redaction
+    filter that Django's handlers have too, and each access record carries the request id
+    of its response (a field in JSON logs)."""
 
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U"):
-            if key in atoms:
-                atoms[key] = redact(atoms[key])
-        return atoms
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+                    handler.addFilter(RedactSecrets())
 
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled:
@@ -60,7 +63,7 @@ def _prepare_metrics_dir() -> None:
 
 def on_starting(server) -> None:
     """Once, in the master, before workers fork: metrics directory, auth announcement,
-    bootstrap token."""
+    and what the apps do at a server start (the bootstrap token)."""
     _prepare_metrics_dir()
     import django
 
@@ -68,35 +71,57 @@ def on_starting(server) -> None:
     from django.conf import settings
     from django.db import connections
 
-    from devices.tokens import operator_token_bootstrap
+    from edgeserver.signals import server_starting
 
     if settings.AUTH_MODE == "open":
         server.log.warning(
             "AUTH_MODE=open: every route, including writes and Kubernetes actions, "
             "is open to anyone who can reach this server"
         )
-    token = operator_token_bootstrap()
+    announcements = [text for _, text in server_starting.send(sender=None) if text]
     connections.close_all()
-    if token:
-        print(
-            "Bootstrap operator token (shown once, stored hashed): "
-            f"{token}\n  use it as: curl -H 'Authorization: Bearer {token}' "
-            f"{settings.SERVER_URL}/config",
-            file=sys.stdout,
-            flush=True,
-        )
+    for text in announcements:
+        print(text, file=sys.stdout, flush=True)
+
+
+# What gunicorn itself refuses (a request line over limit_request_line, headers it cannot
+# parse, ...) is answered in the contract's error shape instead of its HTML page.
+_REFUSALS = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    500: "Internal server error",
+    501: "not_implemented",
+}
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    from edgeserver.api.errors import error_body
+    from edgeserver.logging import redact
+
+    error = _REFUSALS.get(status_int, "bad_request")
+    body = json.dumps(error_body(error, redact(mesg) or reason)).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def post_worker_init(worker) -> None:
-    """A worker has loaded the application: load the rest of what requests use (the
-    URLconf and every view module it names, otherwise imported by the first requests),
-    then move everything loaded so far out of the garbage collector's reach. Without
-    this, each full collection walks the ~100,000 objects of Django, DRF and the
-    Kubernetes client and stops every request thread of the worker for ~70 ms, often
-    enough to set the tail latency of the fleet's config fetches (bench/README.md);
-    with it a full collection takes a few milliseconds."""
+    """A worker has loaded the application: gunicorn's own refusals answer in JSON; load
+    the rest of what requests use (the URLconf and every view module it names, otherwise
+    imported by the first requests), then move everything loaded so far out of the
+    garbage collector's reach. Without this, each full collection walks the ~100,000
+    objects of Django, DRF and the Kubernetes client and stops every request thread of
+    the worker for ~70 ms, often enough to set the tail latency of the fleet's config
+    fetches (bench/README.md); with it a full collection takes a few milliseconds."""
     from django.urls import get_resolver
 
+    # gunicorn's workers write their refusals through this one function.
+    util.write_error = write_json_error
     get_resolver().url_patterns  # noqa: B018  (importing is the point)
     gc.collect()
     gc.freeze()
@@ -205,8 +230,9 @@ def when_ready(server) -> None:
             "`python manage.py monitor_devices` once somewhere else"
         )
         return
-    # A round in progress is bounded by the probe and drift timeouts; then it stops.
-    _monitor = MonitorSupervisor(server.log, stop_timeout=2 * settings.PROBE_TIMEOUT + 5)
+    # Asked to stop after the workers, it finishes its round or is killed: a round cut
+    # short loses only observations the next round makes again.
+    _monitor = MonitorSupervisor(server.log, stop_timeout=settings.GRACEFUL_TIMEOUT / 2)
     _monitor.start()
 
 

@@ -6,20 +6,57 @@ from __future__ import annotations
 import logging
 import re
 from contextvars import ContextVar
+from urllib.parse import unquote
 
-# A device credential can travel in the path (/d/<token>/config/<id>) or in a header.
-_PATH_TOKEN = re.compile(r"/d/[^/\s?\"']+/")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+REDACTED = "[redacted]"
+# Tokens the server issues (users.tokens.TOKEN_PREFIX and 43 URL-safe characters).
+_ISSUED_TOKEN = re.compile(r"ems_[A-Za-z0-9_-]{16,}")
+# A credential in the device path prefix, whatever the case or the slashes around it: at
+# the start of a path (after a space, a quote, `=`, `:` or a URL's host), `/d/<token>`.
+_PATH_TOKEN = re.compile(r"(?i)((?:^|[\s\"'(=:,]|https?://[^/\s\"']*)/+d/+)[^/\s?#\"']+")
+# Credentials in an Authorization header, should a line ever carry one.
+_AUTHORIZATION = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',]+")
 
 # The id of the request being served in this thread ("-" outside a request).
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
+def _configured_secrets() -> list[str]:
+    """Credentials the settings hold (API_TOKENS, ENROLLMENT_TOKENS, METRICS_TOKEN)."""
+    try:
+        from django.conf import settings
+
+        secrets = [*settings.API_TOKENS, *settings.ENROLLMENT_TOKENS, settings.METRICS_TOKEN]
+    except Exception:  # settings not configured yet (a line from gunicorn's start-up)
+        return []
+    return sorted((s for s in secrets if s), key=len, reverse=True)
+
+
+def _decoded(text: str) -> str:
+    """`text` with percent-encoding undone (twice: `%252F` is an encoded `%2F`)."""
+    for _ in range(2):
+        if "%" not in text:
+            break
+        text = unquote(text)
+    return text
+
+
 def redact(text: str) -> str:
-    """Return `text` with path tokens and bearer tokens replaced by a marker."""
-    if "/d/" not in text and "earer" not in text:
+    """`text` without any credential it holds: issued tokens, configured ones, the token of
+    a `/d/<token>` path and Authorization values, also when percent-encoded (a line that
+    held one is returned decoded, with the credential replaced by a marker)."""
+    decoded = _decoded(text)
+    secrets = [secret for secret in _configured_secrets() if secret in decoded]
+    lowered = decoded.lower()
+    if not (
+        secrets or "ems_" in decoded or "/d/" in lowered or "earer" in lowered or "basic" in lowered
+    ):
         return text
-    return _BEARER.sub(r"\1[redacted]", _PATH_TOKEN.sub("/d/[redacted]/", text))
+    for secret in secrets:
+        decoded = decoded.replace(secret, REDACTED)
+    decoded = _ISSUED_TOKEN.sub(REDACTED, decoded)
+    decoded = _PATH_TOKEN.sub(rf"\1{REDACTED}", decoded)
+    return _AUTHORIZATION.sub(rf"\1\2{REDACTED}", decoded)
 
 
 class RedactSecrets(logging.Filter):

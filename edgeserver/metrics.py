@@ -1,4 +1,4 @@
-"""The server's own Prometheus metrics.
+"""The server's own Prometheus metrics: HTTP requests here, each app's in its own module.
 
 Under gunicorn every worker and the monitor write their samples to files in
 PROMETHEUS_MULTIPROC_DIR (prepared by the gunicorn master before anything imports
@@ -20,7 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import InfoMetricFamily
 from prometheus_client.registry import Collector
 
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -36,60 +36,20 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-CONFIG_WRITES = Counter(
-    "ems_config_writes_total",
-    "Config changes stored, by who made them (api, admin, device) and the action",
-    ["source", "action"],
-)
-PROBES = Counter(
-    "ems_device_probes_total",
-    "Device health probes, by what they found: healthy, unhealthy, unreachable, or refused "
-    "(the address is outside DEVICE_ALLOWED_NETWORKS; nothing was sent)",
-    ["result"],
-)
-PROBE_DURATION = Histogram(
-    "ems_device_probe_duration_seconds",
-    "Time of one device health probe that was sent (refused ones are not timed)",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
-)
-RELOADS = Counter(
-    "ems_device_reloads_total",
-    "Device reloads, by result: reloaded, failed, or skipped (no address, bulk reload)",
-    ["result"],
-)
-K8S_SYNC_RUNS = Counter(
-    "ems_kubernetes_sync_runs_total",
-    "Kubernetes reconcile runs (sync or cleanup), by outcome",
-    ["action", "result"],
-)
-K8S_SYNC_DURATION = Histogram(
-    "ems_kubernetes_sync_duration_seconds",
-    "Time of one Kubernetes reconcile run",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-K8S_SYNC_ITEMS = Counter(
-    "ems_kubernetes_sync_items_total",
-    "Devices handled by Kubernetes reconciles, by result",
-    ["result"],
-)
+# Collectors that read their figures at scrape time (e.g. devices by status, from the
+# database); apps register theirs at start (AppConfig.ready).
+_collectors: list[Collector] = []
 
 
-class FleetCollector(Collector):
-    """Devices by status and type, read from the database at scrape time."""
+def register_collector(collector: Collector) -> None:
+    if all(type(c) is not type(collector) for c in _collectors):
+        _collectors.append(collector)
 
+
+class BuildCollector(Collector):
     def collect(self) -> Iterator:
         from django.conf import settings
 
-        from devices.selectors import fleet_counts
-
-        devices = GaugeMetricFamily(
-            "ems_devices",
-            "Registered devices, by status and device type",
-            labels=["status", "device_type"],
-        )
-        for (status, device_type), count in sorted(fleet_counts().items()):
-            devices.add_metric([status, device_type], count)
-        yield devices
         info = InfoMetricFamily("ems_build", "Version of the running server")
         info.add_metric([], {"version": settings.VERSION})
         yield info
@@ -105,7 +65,9 @@ def exposition() -> tuple[bytes, str]:
     else:
         registry = CollectorRegistry()
         registry.register(_DefaultRegistryView())
-    registry.register(FleetCollector())
+    registry.register(BuildCollector())
+    for collector in _collectors:
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from time import perf_counter
 
 from django.conf import settings
@@ -23,6 +24,17 @@ def request_id_for(incoming: str) -> str:
     return incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
+@contextmanager
+def request_context(incoming_id: str) -> Iterator[str]:
+    """The id of the request being served, on every log line written meanwhile."""
+    request_id = request_id_for(incoming_id)
+    token = request_id_var.set(request_id)
+    try:
+        yield request_id
+    finally:
+        request_id_var.reset(token)
+
+
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is not None:
@@ -37,14 +49,10 @@ class RequestObservabilityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_for(request.headers.get("X-Request-ID", ""))
-        request.request_id = request_id
-        token = request_id_var.set(request_id)
         started = perf_counter()
-        try:
+        with request_context(request.headers.get("X-Request-ID", "")) as request_id:
+            request.request_id = request_id
             response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
         metrics.observe_request(
             route=_route(request),
             method=request.method or "other",

@@ -48,6 +48,16 @@ def _networks(name: str, default: str) -> list[str]:
     return networks
 
 
+def _not_writable(directory: Path) -> str:
+    return (
+        f"{directory} is not writable by uid {os.getuid()} (gid {os.getgid()}); the server "
+        f"keeps its database and generated secret key there. Give the directory to that "
+        f"user (chown {os.getuid()}:{os.getgid()} {directory}; in the container image: "
+        "chown 1000:1000 on the host directory you mount at /data), or set DB_PATH and "
+        "SECRET_KEY"
+    )
+
+
 def _persistent_secret_key(path: Path) -> str:
     """Generate a key once and keep it beside the database so sessions survive restarts.
 
@@ -58,9 +68,14 @@ def _persistent_secret_key(path: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except PermissionError:
+        raise ImproperlyConfigured(_not_writable(path.parent)) from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except PermissionError:
+        raise ImproperlyConfigured(_not_writable(path.parent)) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(50))
     try:
@@ -89,6 +104,9 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = _choice("LOG_FORMAT", "text", ("text", "json"))
 WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
 GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=8)
+# Seconds a stopping server gives requests in progress, then the device monitor half as
+# long: together under the 10 s a `docker stop` waits before it kills.
+GRACEFUL_TIMEOUT = int(_positive("GRACEFUL_TIMEOUT", env.int("GRACEFUL_TIMEOUT", default=6)))
 
 DB_PATH = Path(env.str("DB_PATH", default=str(BASE_DIR / "config.db"))).absolute()
 DATABASE_URL = env.str("DATABASE_URL", default="")
@@ -114,9 +132,15 @@ PROXY_TIMEOUT = _positive("PROXY_TIMEOUT", env.float("PROXY_TIMEOUT", default=5.
 DRIFT_CHECK_INTERVAL = _positive(
     "DRIFT_CHECK_INTERVAL", env.float("DRIFT_CHECK_INTERVAL", default=300.0)
 )
+DEFAULT_DEVICE_ALLOWED_NETWORKS = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "fc00::/7",
+]
 DEVICE_ALLOWED_NETWORKS = _networks(
-    "DEVICE_ALLOWED_NETWORKS",
-    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7",
+    "DEVICE_ALLOWED_NETWORKS", ",".join(DEFAULT_DEVICE_ALLOWED_NETWORKS)
 )
 TRUSTED_PROXIES = _networks("TRUSTED_PROXIES", "")
 ADOPT_OBSERVED_IP = env.bool("ADOPT_OBSERVED_IP", default=True)
@@ -125,13 +149,37 @@ CONTACT_FLUSH_INTERVAL = env.float("CONTACT_FLUSH_INTERVAL", default=1.0)
 # gunicorn's master runs one `manage.py monitor_devices` beside the workers; false when the
 # monitor runs elsewhere (another Deployment, or a second replica of the web tier).
 MONITOR_ENABLED = env.bool("MONITOR_ENABLED", default=True)
-# Dotted paths of zero-argument factories returning monitor listeners (devices.monitor).
-# The Kubernetes auto-sync listens by default; it does nothing unless K8S_AUTO_SYNC=true.
-MONITOR_LISTENERS = [
-    path
-    for path in env.list("MONITOR_LISTENERS", default=["k8sbridge.autosync.AutoSync"])
-    if path
-]
+# Dotted paths of zero-argument factories returning more monitor listeners
+# (devices.monitor), beside those the apps register (the Kubernetes auto-sync, which does
+# nothing unless K8S_AUTO_SYNC=true).
+MONITOR_LISTENERS = [path for path in env.list("MONITOR_LISTENERS", default=[]) if path]
+
+# --- Replicas ---------------------------------------------------------------------------
+# Which replica runs the singleton duties (probe rounds, drift checks, pending reloads,
+# automatic syncs): auto = a Kubernetes Lease in a pod, else the database (a PostgreSQL
+# advisory lock; a lock file beside an SQLite database); none = this server always leads.
+LEADER_ELECTION = _choice("LEADER_ELECTION", "auto", ("auto", "kubernetes", "database", "none"))
+LEADER_LEASE_DURATION = _positive(
+    "LEADER_LEASE_DURATION", env.float("LEADER_LEASE_DURATION", default=15.0)
+)
+LEADER_RENEW_DEADLINE = _positive(
+    "LEADER_RENEW_DEADLINE", env.float("LEADER_RENEW_DEADLINE", default=10.0)
+)
+LEADER_RETRY_PERIOD = _positive(
+    "LEADER_RETRY_PERIOD", env.float("LEADER_RETRY_PERIOD", default=2.0)
+)
+if not LEADER_RETRY_PERIOD < LEADER_RENEW_DEADLINE < LEADER_LEASE_DURATION:
+    raise ImproperlyConfigured(
+        "LEADER_RETRY_PERIOD < LEADER_RENEW_DEADLINE < LEADER_LEASE_DURATION must hold: a "
+        "leader stops its duties before what it holds can expire; got "
+        f"{LEADER_RETRY_PERIOD}, {LEADER_RENEW_DEADLINE}, {LEADER_LEASE_DURATION}"
+    )
+# This replica's name as leader (the manifests pass the pod's); else host and server pid.
+POD_NAME = env.str("POD_NAME", default="").strip()
+# Where a running server keeps what its processes share (leadership, draining); the
+# gunicorn master makes a fresh temporary directory when this is empty. `python -m
+# edgeserver.drain` (the manifests' preStop) finds the server through it.
+RUNTIME_DIR = env.str("RUNTIME_DIR", default="").strip()
 
 # --- Kubernetes bridge ------------------------------------------------------------------
 # Namespace of automatic syncs, the command's default and the routes' default `?namespace=`.
@@ -156,6 +204,8 @@ if K8S_SYNC_INTERVAL < 1 or K8S_REQUEST_TIMEOUT <= 0:
 
 # --- Django ---------------------------------------------------------------------------
 INSTALLED_APPS = [
+    # The project itself: its management commands (prepare_server) and templates.
+    "edgeserver",
     "whitenoise.runserver_nostatic",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -167,6 +217,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "users",
     "devices",
     "k8sbridge",
 ]
@@ -243,6 +294,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Pages only ever link the hashed names: the plain copies would be the assets once more.
+WHITENOISE_KEEP_ONLY_HASHED_FILES = True
 
 # A config body is small; anything larger is refused with 413 before it is parsed.
 MAX_BODY_BYTES = 256 * 1024
@@ -253,10 +306,10 @@ CSRF_COOKIE_HTTPONLY = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "edgeserver.api.auth.BearerTokenAuthentication",
-        "edgeserver.api.auth.StaffSessionAuthentication",
+        "users.auth.BearerTokenAuthentication",
+        "users.auth.StaffSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["edgeserver.api.permissions.IsOperator"],
+    "DEFAULT_PERMISSION_CLASSES": ["users.permissions.IsOperator"],
     "DEFAULT_PARSER_CLASSES": ["edgeserver.api.parsers.JSONObjectParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -278,6 +331,7 @@ SPECTACULAR_SETTINGS = {
         "routes (`GET`/`PUT /config/{id}`) follow DEVICE_REGISTRATION."
     ),
     "VERSION": VERSION,
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
@@ -287,7 +341,11 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["edgeserver.api.schema.without_trailing_slash"],
     # Enums stay inline: many responses have their own small `status` vocabulary, and
     # extracting them into shared components only produces colliding names.
-    "POSTPROCESSING_HOOKS": ["edgeserver.api.schema.device_id_parameters"],
+    "POSTPROCESSING_HOOKS": [
+        "devices.api.schema.device_id_parameters",
+        "edgeserver.api.schema.storable_request_bodies",
+        "edgeserver.api.schema.metrics_operation",
+    ],
 }
 
 # --- Observability ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from edgeserver.api.views import ServerHealthView
@@ -17,6 +18,11 @@ urlpatterns = [
     path("", include("devices.api.urls")),
     re_path(r"^health/?$", ServerHealthView.as_view(), name="health"),
     re_path(r"^metrics/?$", metrics_page, name="metrics"),
+    # API tokens moved from the devices app to the users app: old bookmarks still work.
+    re_path(
+        r"^admin/devices/apitoken/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/users/apitoken/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

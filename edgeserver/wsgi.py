@@ -1,8 +1,9 @@
 """WSGI entry point for gunicorn.
 
-Django's application behind one wrapper: an exporter's `GET /config/{id}` whose current
-config this process holds is answered without Django's request cycle, with Django's own
-answer (devices.api.hotpath); every other request goes to Django as it is.
+Django's application behind two thin layers: chunked request bodies made readable for
+Django (edgeserver.bodies), and an exporter's plain `GET /config/{id}` answered without
+Django's request cycle, through the same answer Django's view gives (devices.api.hotpath).
+Every other request goes to Django as it is.
 """
 
 import os
@@ -14,5 +15,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeserver.settings")
 django_application = get_wsgi_application()
 
 from devices.api.hotpath import ServedConfigFastPath  # noqa: E402  (needs the apps loaded)
+from edgeserver.bodies import ChunkedBodies  # noqa: E402
 
-application = ServedConfigFastPath(django_application)
+application = ServedConfigFastPath(ChunkedBodies(django_application))

@@ -1,8 +1,5 @@
-"""The bridge in the admin: actions for the Device list, the sync records and a status page.
-
-`sync_devices_to_kubernetes` and `delete_kubernetes_objects` are admin actions for the
-Device admin (`actions = [...]` there); they use the same services as the API.
-"""
+"""The bridge in the admin: actions it adds to the device list, the sync records and a
+status page. The actions use the same services as the API."""
 
 from __future__ import annotations
 
@@ -16,17 +13,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from devices.admin import register_device_actions
 from devices.models import Device
+from k8sbridge.api.errors import NOT_INITIALIZED_MESSAGE
 from k8sbridge.choices import SyncTrigger
-from k8sbridge.client import NOT_INITIALIZED_MESSAGE, ClientUnavailable, kube_api
+from k8sbridge.client import kube_api
+from k8sbridge.exceptions import ClientUnavailable, ClusterUnreachable
 from k8sbridge.models import SyncRun
-from k8sbridge.services import (
-    ClusterUnreachable,
-    ItemResult,
-    cluster_status,
-    cluster_sync,
-    device_objects_delete,
-)
+from k8sbridge.results import ItemResult
+from k8sbridge.services import cluster_status, cluster_sync, device_objects_delete
 
 # Per-device messages shown after an action; beyond this they are summarised.
 MESSAGES_SHOWN = 50
@@ -108,12 +103,26 @@ def delete_kubernetes_objects(
     _report(modeladmin, request, lines)
 
 
+register_device_actions(sync_devices_to_kubernetes, delete_kubernetes_objects)
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     """The record of syncs, read-only, with the live status page beside it."""
 
-    list_display = ("started_at", "action", "trigger", "namespace", "outcome", "created",
-                    "updated", "unchanged", "deleted", "failed", "total_healthy")
+    list_display = (
+        "started_at",
+        "action",
+        "trigger",
+        "namespace",
+        "outcome",
+        "created",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "total_healthy",
+    )
     list_filter = ("outcome", "action", "trigger", "namespace")
     readonly_fields = [f.name for f in SyncRun._meta.fields]
     change_list_template = "admin/k8sbridge/syncrun/change_list.html"
@@ -150,8 +159,9 @@ class SyncRunAdmin(admin.ModelAdmin):
                     level=level,
                 )
                 for item in result.failed[:MESSAGES_SHOWN]:
-                    self.message_user(request, f"{item.device_id}: {item.error}",
-                                      level=messages.ERROR)
+                    self.message_user(
+                        request, f"{item.device_id}: {item.error}", level=messages.ERROR
+                    )
             except (ClientUnavailable, ClusterUnreachable) as exc:
                 _cluster_problem(self, request, exc)
             return HttpResponseRedirect(reverse("admin:k8sbridge_syncrun_status"))

@@ -5,3 +5,12 @@ class K8sBridgeConfig(AppConfig):
     name = "k8sbridge"
     verbose_name = "Kubernetes bridge"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from devices.monitor import register_listener
+        from edgeserver.api.errors import register_errors
+        from k8sbridge.api.errors import ERRORS
+
+        # Neither imports the Kubernetes client: it is loaded only where it is used.
+        register_errors(ERRORS)
+        register_listener("k8sbridge.autosync.AutoSync")

@@ -18,8 +18,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from k8sbridge.choices import SyncTrigger
-from k8sbridge.client import ClientUnavailable
-from k8sbridge.services import ClusterUnreachable, SyncResult, cluster_sync
+from k8sbridge.exceptions import ClientUnavailable, ClusterUnreachable
+from k8sbridge.results import SyncResult
+from k8sbridge.services import cluster_sync
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -22,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.util.retry import Retry
 
+from k8sbridge.exceptions import ClientUnavailable, KubeError
 from k8sbridge.objects import ENDPOINTSLICE, Kind
 
 logger = logging.getLogger(__name__)
@@ -31,54 +33,10 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 # How often a write that met a 409 Conflict is sent again before it counts as failed.
 CONFLICT_ATTEMPTS = 3
 
-NOT_INITIALIZED = "Kubernetes client not initialized"
-NOT_INITIALIZED_MESSAGE = (
-    "Server not running in Kubernetes environment or kubeconfig not found"
-)
 
-
-class ClientUnavailable(Exception):
-    """No Kubernetes configuration could be loaded (not in a pod, no usable kubeconfig)."""
-
-
-class KubeError(Exception):
-    """A call that failed: an HTTP error from the API server, or no answer at all."""
-
-    def __init__(
-        self,
-        *,
-        verb: str,
-        resource: str,
-        namespace: str | None,
-        name: str | None,
-        status: int | None,
-        reason: str,
-        message: str,
-    ) -> None:
-        self.verb = verb
-        self.resource = resource
-        self.namespace = namespace
-        self.name = name
-        self.status = status
-        self.reason = reason
-        self.message = message
-        super().__init__(str(self))
-
-    @property
-    def unreachable(self) -> bool:
-        """True when the API server gave no answer (refused, reset, timed out)."""
-        return self.status is None
-
-    def __str__(self) -> str:
-        target = f"{self.resource}/{self.name}" if self.name else self.resource
-        where = f" in namespace {self.namespace}" if self.namespace else ""
-        if self.status is None:
-            return f"{self.verb} {target}{where}: {self.message}"
-        return f"{self.verb} {target}{where}: {self.status} {self.reason}: {self.message}"
-
-
-def _api_error(exc: ApiException, verb: str, resource: str, namespace: str | None,
-               name: str | None) -> KubeError:
+def _api_error(
+    exc: ApiException, verb: str, resource: str, namespace: str | None, name: str | None
+) -> KubeError:
     """Turn the client's exception into a KubeError carrying the server's own message."""
     reason, message = exc.reason or "", ""
     try:
@@ -99,8 +57,9 @@ def _api_error(exc: ApiException, verb: str, resource: str, namespace: str | Non
     )
 
 
-def _no_answer(exc: Exception, verb: str, resource: str, namespace: str | None,
-               name: str | None) -> KubeError:
+def _no_answer(
+    exc: Exception, verb: str, resource: str, namespace: str | None, name: str | None
+) -> KubeError:
     reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
     # NewConnectionError derives from ConnectTimeoutError, yet means "refused"/"no route".
     if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
@@ -110,8 +69,13 @@ def _no_answer(exc: Exception, verb: str, resource: str, namespace: str | None,
     else:
         text = f"no answer from the API server: {reason}"
     return KubeError(
-        verb=verb, resource=resource, namespace=namespace, name=name,
-        status=None, reason="Unreachable", message=text,
+        verb=verb,
+        resource=resource,
+        namespace=namespace,
+        name=name,
+        status=None,
+        reason="Unreachable",
+        message=text,
     )
 
 
@@ -129,8 +93,16 @@ class KubeApi:
     def host(self) -> str:
         return self.api_client.configuration.host
 
-    def _call(self, verb: str, resource: str, namespace: str | None, name: str | None,
-              method: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+        method: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         try:
             response = method(
                 *args,
@@ -148,9 +120,10 @@ class KubeApi:
         if kind is ENDPOINTSLICE:
             api, suffix = self._discovery, "endpoint_slice"
         else:
-            api, suffix = self._core, {"services": "service", "endpoints": "endpoints"}[
-                kind.resource
-            ]
+            api, suffix = (
+                self._core,
+                {"services": "service", "endpoints": "endpoints"}[kind.resource],
+            )
         return {
             verb: getattr(api, f"{verb}_namespaced_{suffix}")
             for verb in ("list", "read", "patch", "delete")
@@ -159,8 +132,13 @@ class KubeApi:
     def list(self, kind: Kind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Every object of `kind` in `namespace` that matches the selector (one call)."""
         document = self._call(
-            "list", kind.resource, namespace, None,
-            self._methods(kind)["list"], namespace, label_selector=label_selector,
+            "list",
+            kind.resource,
+            namespace,
+            None,
+            self._methods(kind)["list"],
+            namespace,
+            label_selector=label_selector,
         )
         return list(document.get("items") or [])
 
@@ -182,9 +160,17 @@ class KubeApi:
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 return self._call(
-                    "patch", kind.resource, namespace, name, self._methods(kind)["patch"],
-                    name, namespace, body,
-                    field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_CONTENT_TYPE,
+                    "patch",
+                    kind.resource,
+                    namespace,
+                    name,
+                    self._methods(kind)["patch"],
+                    name,
+                    namespace,
+                    body,
+                    field_manager=FIELD_MANAGER,
+                    force=True,
+                    _content_type=APPLY_CONTENT_TYPE,
                 )
             except KubeError as exc:
                 if exc.status != 409 or attempt == CONFLICT_ATTEMPTS:
@@ -197,8 +183,13 @@ class KubeApi:
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 self._call(
-                    "delete", kind.resource, namespace, name, self._methods(kind)["delete"],
-                    name, namespace,
+                    "delete",
+                    kind.resource,
+                    namespace,
+                    name,
+                    self._methods(kind)["delete"],
+                    name,
+                    namespace,
                 )
                 return True
             except KubeError as exc:
@@ -227,8 +218,12 @@ class KubeApi:
             },
         }
         answer = self._call(
-            "create", "selfsubjectaccessreviews", None, None,
-            self._authorization.create_self_subject_access_review, review,
+            "create",
+            "selfsubjectaccessreviews",
+            None,
+            None,
+            self._authorization.create_self_subject_access_review,
+            review,
         )
         return bool((answer.get("status") or {}).get("allowed"))
 
@@ -267,16 +262,30 @@ def _configuration() -> tuple[k8s.Configuration, str]:
             pass
     paths = [p for p in _kubeconfig_paths() if p.is_file()]
     if not paths:
-        raise ClientUnavailable("not in a pod and no kubeconfig file at " + ", ".join(
-            str(p) for p in _kubeconfig_paths()))
+        raise ClientUnavailable(
+            "not in a pod and no kubeconfig file at "
+            + ", ".join(str(p) for p in _kubeconfig_paths())
+        )
     joined = os.pathsep.join(str(p) for p in paths)
     try:
         k8s_config.load_kube_config(
             config_file=joined, client_configuration=configuration, persist_config=False
         )
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
-        raise ClientUnavailable(f"kubeconfig {joined} is not usable: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ClientUnavailable(
+            f"kubeconfig {joined} is not valid YAML: {_yaml_problem(exc)}", found=True
+        ) from None
+    except (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ClientUnavailable(f"kubeconfig {joined} is not usable: {exc}", found=True) from exc
     return configuration, f"kubeconfig {joined}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the snippet PyYAML quotes: a kubeconfig line may
+    hold a credential, and this text reaches API answers and logs."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def kube_api() -> KubeApi:
@@ -295,8 +304,7 @@ def kube_api() -> KubeApi:
         configuration, source = _configuration()
         # Our own code retries 409s; urllib3 only reconnects, so one slow call costs one
         # timeout and the request counts stay what the bridge sent.
-        configuration.retries = Retry(total=1, connect=1, read=0, status=0, other=0,
-                                      redirect=0)
+        configuration.retries = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
         api = KubeApi(k8s.ApiClient(configuration), source)
         # A replaced client may still serve a request in another thread: it is dropped,
         # not closed, and its connections close when it is collected.
@@ -306,7 +314,7 @@ def kube_api() -> KubeApi:
 
 
 def client_configured() -> bool:
-    """Whether a client can be built now (the check behind the routes' 503)."""
+    """Whether a client can be built now."""
     try:
         kube_api()
     except ClientUnavailable:

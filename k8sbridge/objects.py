@@ -36,8 +36,15 @@ SLICE_SELECTOR = f"{MANAGED_SELECTOR},{SLICE_MANAGED_BY_LABEL}={MANAGER}"
 # The labels and annotations whose values the bridge decides; others on an object are
 # someone else's and are ignored when desired and actual objects are compared.
 OWNED_LABELS = frozenset(
-    {"app", "device_id", "device_type", "managed_by", SERVICE_NAME_LABEL,
-     SLICE_MANAGED_BY_LABEL, SKIP_MIRROR_LABEL}
+    {
+        "app",
+        "device_id",
+        "device_type",
+        "managed_by",
+        SERVICE_NAME_LABEL,
+        SLICE_MANAGED_BY_LABEL,
+        SKIP_MIRROR_LABEL,
+    }
 )
 OWNED_ANNOTATIONS = frozenset({DEVICE_ID_ANNOTATION})
 
@@ -107,6 +114,16 @@ def service_name(device_id: str) -> str:
         return name
     base = (SERVICE_PREFIX + _slug(device_id))[: _NAME_MAX - _HASH_CHARS - 1].rstrip("-")
     return f"{base}-{_digest(device_id)}"
+
+
+def name_holder_id(name: str) -> str:
+    """The lower-cased id of every device that can get `name`.
+
+    Contract names (`edge-device-<id lower-cased>`) are shared by ids equal but for case;
+    a hashed name is another id's only by a hash collision, or when an id lower-cases to
+    it, which this also finds.
+    """
+    return name.removeprefix(SERVICE_PREFIX)
 
 
 def label_value(value: str) -> str:
@@ -191,35 +208,48 @@ def desired_endpointslice(
 
     Without a uid (a manifest for `kubectl apply`) it has no ownerReference.
     """
-    name = service_name(device.device_id)
     labels = {
         **device_labels(device),
-        SERVICE_NAME_LABEL: name,
+        SERVICE_NAME_LABEL: service_name(device.device_id),
         SLICE_MANAGED_BY_LABEL: MANAGER,
     }
-    metadata = _metadata(device, namespace, labels)
-    if service_uid:
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "name": name,
-                "uid": service_uid,
-                "controller": True,
-            }
-        ]
-    return {
+    body = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": metadata,
+        "metadata": _metadata(device, namespace, labels),
         "addressType": address_type(device.ip_address),
         "endpoints": [{"addresses": [device.ip_address], "conditions": {"ready": ready}}],
         "ports": [{"name": PORT_NAME, "port": device.port, "protocol": "TCP"}],
     }
+    return owned_by_service(body, service_uid)
+
+
+def owned_by_service(endpointslice: dict[str, Any], service_uid: str | None) -> dict[str, Any]:
+    """The slice with its Service (same name) as controlling owner; as it is without a uid.
+
+    The uid exists only once the Service does, so a sync that creates the Service sets it
+    on the slice after that write.
+    """
+    if not service_uid:
+        return endpointslice
+    metadata = endpointslice["metadata"]
+    owner = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "name": metadata["name"],
+        "uid": service_uid,
+        "controller": True,
+    }
+    return {**endpointslice, "metadata": {**metadata, "ownerReferences": [owner]}}
 
 
 def desired_object(
-    kind: Kind, device: Device, namespace: str, *, mode: str, ready: bool,
+    kind: Kind,
+    device: Device,
+    namespace: str,
+    *,
+    mode: str,
+    ready: bool,
     service_uid: str | None = None,
 ) -> dict[str, Any]:
     if kind is SERVICE:
@@ -239,9 +269,7 @@ def owned_fields(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
     """
     metadata = obj.get("metadata") or {}
     view: dict[str, Any] = {
-        "labels": {
-            k: v for k, v in (metadata.get("labels") or {}).items() if k in OWNED_LABELS
-        },
+        "labels": {k: v for k, v in (metadata.get("labels") or {}).items() if k in OWNED_LABELS},
         "annotations": {
             k: v for k, v in (metadata.get("annotations") or {}).items() if k in OWNED_ANNOTATIONS
         },
@@ -279,8 +307,13 @@ def owned_fields(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
         ]
         view["ports"] = ports(obj.get("ports"))
         view["ownerReferences"] = [
-            (r.get("apiVersion"), r.get("kind"), r.get("name"), r.get("uid"),
-             bool(r.get("controller")))
+            (
+                r.get("apiVersion"),
+                r.get("kind"),
+                r.get("name"),
+                r.get("uid"),
+                bool(r.get("controller")),
+            )
             for r in metadata.get("ownerReferences") or []
         ]
     return view
@@ -323,90 +356,62 @@ class DevicePlan:
         return self.device.device_id
 
 
+def plan_device(device: Device, *, owner: str, policy: str) -> DevicePlan:
+    """What the cluster should hold for `device`, whose name `owner` holds.
+
+    `owner` is the id of the device registered first (created_at, then id) among those
+    with the same name: see plan_devices.
+    """
+    name = service_name(device.device_id)
+    status, _ = device_status(device)
+    if owner != device.device_id:
+        problem = (
+            f"name collision: {name} is already used by device {owner}, which was registered first"
+        )
+        return DevicePlan(
+            device, name, status, publish=False, ready=False, failed=True, problem=problem
+        )
+    if not device.ip_address:
+        return DevicePlan(device, name, status, publish=False, ready=False, problem=NO_IP)
+    if status == DeviceStatus.HEALTHY:
+        return DevicePlan(device, name, status, publish=True, ready=True)
+    if policy == "not-ready":
+        return DevicePlan(device, name, status, publish=True, ready=False)
+    return DevicePlan(device, name, status, publish=False, ready=False, problem=NOT_HEALTHY)
+
+
 def plan_devices(devices: Iterable[Device], *, policy: str) -> list[DevicePlan]:
-    """Decide, for every registered device, its name and whether its objects should exist.
+    """Decide, for every device given, its name and whether its objects should exist.
 
     Names are handed out in registration order (created_at, then id), over all devices
     whatever their health, so a name always stays with the same device: when two ids
     lower-case to one name, the device registered first keeps it and the other fails.
+    A device's plan depends only on the devices with its name (see name_holder_id), so a
+    plan of a few devices needs only those and the devices sharing their names.
     """
     claimed: dict[str, str] = {}
     plans = []
     for device in sorted(devices, key=lambda d: (d.created_at, d.device_id)):
-        name = service_name(device.device_id)
-        status, _ = device_status(device)
-        owner = claimed.setdefault(name, device.device_id)
-        if owner != device.device_id:
-            plans.append(
-                DevicePlan(
-                    device, name, status, publish=False, ready=False, failed=True,
-                    problem=(
-                        f"name collision: {name} is already used by device {owner}, "
-                        "which was registered first"
-                    ),
-                )
-            )
-        elif not device.ip_address:
-            plans.append(DevicePlan(device, name, status, publish=False, ready=False,
-                                    problem=NO_IP))
-        elif status == DeviceStatus.HEALTHY:
-            plans.append(DevicePlan(device, name, status, publish=True, ready=True))
-        elif policy == "not-ready":
-            plans.append(DevicePlan(device, name, status, publish=True, ready=False))
-        else:
-            plans.append(DevicePlan(device, name, status, publish=False, ready=False,
-                                    problem=NOT_HEALTHY))
+        owner = claimed.setdefault(service_name(device.device_id), device.device_id)
+        plans.append(plan_device(device, owner=owner, policy=policy))
     return sorted(plans, key=lambda plan: plan.device_id)
 
 
-# ---- Prometheus Operator ScrapeConfig: discovery over HTTP instead of Services ------------
-
-SCRAPECONFIG_NAME = "edge-exporters"
-# The server's http_sd route (devices/api/urls.py) and how often Prometheus re-reads it.
-PROMETHEUS_TARGETS_PATH = "/prometheus/targets"
-SD_REFRESH_INTERVAL = "30s"
-# Where Prometheus finds the operator token it sends: a key of a Secret in the
-# ScrapeConfig's namespace (a SecretKeySelector).
-PROMETHEUS_CREDENTIALS = {"name": "edge-metrics-prometheus", "key": "token"}
-# The same job label as the ServiceMonitor of the Service route (jobLabel: app), so
-# dashboards and alerts work whichever route finds the devices.
-SCRAPE_JOB = APP
-SCRAPING_LABELS = {
-    "app.kubernetes.io/name": "edge-metrics-server",
-    "app.kubernetes.io/instance": "edge-metrics-server",
-    "app.kubernetes.io/part-of": "edge-metrics",
-    "app.kubernetes.io/component": "scraping",
-}
+# Objects by (kind, name): what a reconcile compares, desired or actual.
+ObjectKey = tuple[Kind, str]
+Objects = dict[ObjectKey, dict[str, Any]]
 
 
-def desired_scrapeconfig(namespace: str, *, server_url: str, authorize: bool) -> dict[str, Any]:
-    """A ScrapeConfig (monitoring.coreos.com/v1alpha1) whose targets Prometheus fetches
-    from this server's `GET /prometheus/targets`: no Service or Endpoints per device.
+def desired_objects(plans: Iterable[DevicePlan], namespace: str, *, mode: str) -> Objects:
+    """Every object the published devices should have, the Service first for each device.
 
-    With `authorize` (AUTH_MODE=token) Prometheus sends `Authorization: Bearer <token>`,
-    the token read from the Secret key PROMETHEUS_CREDENTIALS.
-    Only fields Prometheus Operator 0.66 already knows are used (0.65 without `authorize`).
+    Slices have no ownerReference here: a Service's uid exists only in a cluster.
     """
-    discovery: dict[str, Any] = {
-        "url": server_url.rstrip("/") + PROMETHEUS_TARGETS_PATH,
-        "refreshInterval": SD_REFRESH_INTERVAL,
-    }
-    if authorize:
-        discovery["authorization"] = {
-            "type": "Bearer",
-            "credentials": dict(PROMETHEUS_CREDENTIALS),
-        }
     return {
-        "apiVersion": "monitoring.coreos.com/v1alpha1",
-        "kind": "ScrapeConfig",
-        "metadata": {
-            "name": SCRAPECONFIG_NAME,
-            "namespace": namespace,
-            "labels": dict(SCRAPING_LABELS),
-        },
-        "spec": {
-            "httpSDConfigs": [discovery],
-            "metricsPath": "/metrics",
-            "relabelings": [{"targetLabel": "job", "replacement": SCRAPE_JOB}],
-        },
+        (kind, plan.service): desired_object(
+            kind, plan.device, namespace, mode=mode, ready=plan.ready
+        )
+        for plan in plans
+        if plan.publish
+        for kind in kinds_for(mode)
     }

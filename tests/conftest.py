@@ -6,12 +6,12 @@ import _socket
 import socket
 
 import pytest
-from rest_framework.test import APIClient
 
-from devices.choices import TokenKind
-from devices.tokens import api_token_create
+from tests.support.client import ServerClient
 from tests.support.exporters import ConnectionLog, FakeExporter, is_loopback
 from tests.support.gunicorn import run_server
+from users.choices import TokenKind
+from users.tokens import api_token_create
 
 
 @pytest.fixture
@@ -21,17 +21,17 @@ def operator_token(db) -> str:
 
 
 @pytest.fixture
-def api(operator_token) -> APIClient:
+def api(operator_token) -> ServerClient:
     """An API client that sends an operator token, as curl scripts and the dashboard do."""
-    client = APIClient()
+    client = ServerClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {operator_token}")
     return client
 
 
 @pytest.fixture
-def anon(db) -> APIClient:
+def anon(db) -> ServerClient:
     """An API client without credentials, as the field exporter calls the server."""
-    return APIClient()
+    return ServerClient()
 
 
 @pytest.fixture
@@ -67,11 +67,13 @@ def kube(settings, tmp_path, doc_networks):
 def fresh_process_memory():
     """What a process keeps in memory between requests (served configs, recent contacts)
     starts empty in every test, as in a new process."""
-    from devices.configcache import served_configs
     from devices.contacts import contacts
+    from devices.served import served_configs
+    from tests.support.client import forget_application
 
     served_configs.clear()
     contacts.clear()
+    forget_application()
 
 
 @pytest.fixture(autouse=True)

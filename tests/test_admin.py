@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from devices.models import ApiToken, Device, DeviceRevision
-from devices.tokens import principal_for_token
+from devices.models import Device, DeviceRevision
 from tests.helpers import JETSON, send
+from users.models import ApiToken
+from users.tokens import principal_for_token
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +120,7 @@ def test_revision_rollback_action(staff, anon):
 
 def test_issued_token_is_shown_once_and_works(staff):
     response = staff.post(
-        "/admin/devices/apitoken/add/",
+        "/admin/users/apitoken/add/",
         {"name": "ci", "kind": "operator", "device_id": ""},
         follow=True,
     )
@@ -129,12 +130,12 @@ def test_issued_token_is_shown_once_and_works(staff):
     assert principal_for_token(raw).is_operator
     token = ApiToken.objects.get(name="ci")
     assert raw not in (token.digest, token.prefix)
-    assert raw not in staff.get(f"/admin/devices/apitoken/{token.pk}/change/").content.decode()
+    assert raw not in staff.get(f"/admin/users/apitoken/{token.pk}/change/").content.decode()
 
 
 def test_device_token_needs_a_device_id(staff):
     response = staff.post(
-        "/admin/devices/apitoken/add/", {"name": "d", "kind": "device", "device_id": ""}
+        "/admin/users/apitoken/add/", {"name": "d", "kind": "device", "device_id": ""}
     )
     assert response.status_code == 200
     assert "needs a valid device id" in response.content.decode()
@@ -142,7 +143,7 @@ def test_device_token_needs_a_device_id(staff):
 
 def test_revoke_action(staff, operator_token):
     token = ApiToken.objects.get()
-    staff.post("/admin/devices/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    staff.post("/admin/users/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert principal_for_token(operator_token) is None
 
 

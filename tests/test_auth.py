@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from rest_framework.test import APIClient
 
-from devices.choices import TokenKind
-from devices.models import ApiToken, Device, DeviceRevision
-from devices.tokens import api_token_create, api_token_revoke, operator_token_bootstrap
+from devices.models import Device, DeviceRevision
 from tests.helpers import JETSON, send
+from tests.support.client import ServerClient
+from users.choices import TokenKind
+from users.models import ApiToken
+from users.tokens import api_token_create, api_token_revoke, operator_token_bootstrap
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +29,8 @@ OPERATOR_ROUTES = [
 ]
 
 
-def bearer(token: str) -> APIClient:
-    client = APIClient()
+def bearer(token: str) -> ServerClient:
+    client = ServerClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
 
@@ -159,7 +160,7 @@ def test_operator_may_use_device_routes_in_token_registration(api, settings):
 
 def test_staff_session_is_an_operator_and_csrf_is_enforced(db):
     user = User.objects.create_user("ops", password="pw", is_staff=True)
-    client = APIClient(enforce_csrf_checks=True)
+    client = ServerClient(enforce_csrf_checks=True)
     client.force_login(user)
     assert client.get("/config").status_code == 200
     refused = send(client, "POST", "/config/x", {"device_type": "j", "ip_address": "127.0.0.1"})
@@ -169,7 +170,7 @@ def test_staff_session_is_an_operator_and_csrf_is_enforced(db):
 
 def test_non_staff_session_is_not_an_operator(db):
     user = User.objects.create_user("someone", password="pw")
-    client = APIClient()
+    client = ServerClient()
     client.force_login(user)
     assert client.get("/config").status_code == 401
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
+from django.db.models.signals import post_init
+from django.utils import timezone
 
+from devices.models import Device, DeviceHealth
 from k8sbridge.objects import (
     desired_endpoints,
     desired_endpointslice,
@@ -247,7 +253,8 @@ def test_status_route(api, kube):
         "total_k8s_resources": 3,
         "total_registered_devices": 3,
         "synced": 2,
-        "unsynced": 1,
+        # "late" needs a write, and the orphan of "gone" a delete: neither is in sync.
+        "unsynced": 2,
     }
     rows = {r["device_id"]: r for r in body["resources"]}
     assert rows["edge-01"] == {
@@ -265,6 +272,53 @@ def test_status_route(api, kube):
     assert (rows["late"]["service_exists"], rows["late"]["in_sync"]) == (True, False)
     assert rows["gone"]["registered"] is False
     assert rows["gone"]["service_exists"] is True
+
+
+def test_status_counts_objects_of_unregistered_devices_as_unsynced(api, kube):
+    add_device("edge-01", ip="192.0.2.1")
+    send(api, "POST", "/kubernetes/sync")
+    kube.put("services", NS, {"metadata": {"name": "edge-device-gone", "labels": {
+        "managed_by": "edge-metrics-server", "device_id": "gone"}},
+        "spec": {"clusterIP": "None", "ports": [{"name": "metrics", "port": 9100}]}})
+
+    body = api.get("/kubernetes/status").json()
+
+    # A sync would delete the orphan: the cluster is not in sync, and the counts say so.
+    assert [(r["device_id"], r["in_sync"]) for r in body["resources"]] == [
+        ("edge-01", True), ("gone", False)]
+    assert (body["synced"], body["unsynced"]) == (1, 1)
+    assert body["synced"] + body["unsynced"] == len(body["resources"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/kubernetes/resources/dev-0007"), ("DELETE", "/kubernetes/resources/dev-0007"),
+     ("POST", "/kubernetes/sync/dev-0007")],
+)
+def test_a_per_device_route_does_not_read_the_fleet(api, kube, method, path,
+                                                   django_assert_max_num_queries):
+    now = timezone.now()
+    Device.objects.bulk_create(
+        Device(device_id=f"dev-{i:04d}", device_type="jetson_orin", ip_address="192.0.2.7",
+               created_at=now, updated_at=now)
+        for i in range(400)
+    )
+    DeviceHealth.objects.bulk_create(
+        DeviceHealth(device_id=f"dev-{i:04d}", status="healthy") for i in range(400))
+    loaded = []
+
+    def count(sender, instance, **kwargs):
+        loaded.append(instance.device_id)
+
+    post_init.connect(count, sender=Device)
+    try:
+        with django_assert_max_num_queries(8):
+            response = send(api, method, path)
+    finally:
+        post_init.disconnect(count, sender=Device)
+
+    assert response.status_code == 200, response.content
+    assert set(loaded) == {"dev-0007"}
 
 
 def test_health_route_reports_each_permission(api, kube):
@@ -430,3 +484,15 @@ def test_trailing_slashes_are_accepted(api, kube):
     assert api.get("/kubernetes/status/").status_code == 200
     assert api.get("/kubernetes/resources/edge-01/").status_code == 200
     assert api.get("/kubernetes/manifests/").status_code == 200
+
+
+def test_the_error_table_loads_without_the_kubernetes_client():
+    """ready() registers the bridge's errors in every process; that must not load the
+    (heavy) Kubernetes client."""
+    code = (
+        "import sys, django; from django.conf import settings; settings.configure(); "
+        "import k8sbridge.api.errors; "
+        "sys.exit('kubernetes' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

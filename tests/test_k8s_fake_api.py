@@ -9,7 +9,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from k8sbridge.client import KubeError, kube_api
+from k8sbridge.client import kube_api
+from k8sbridge.exceptions import KubeError
 from k8sbridge.objects import ENDPOINTS, ENDPOINTSLICE, SERVICE
 
 NS = "monitoring"

@@ -7,10 +7,12 @@ import socket
 import pytest
 
 from k8sbridge import services
-from k8sbridge.client import ClientUnavailable, kube_api
+from k8sbridge.api.serializers import SyncResponseSerializer
+from k8sbridge.client import kube_api
+from k8sbridge.exceptions import ClientUnavailable, ClusterUnreachable
 from k8sbridge.models import SyncRun
 from k8sbridge.objects import service_name
-from k8sbridge.services import ClusterUnreachable, cluster_sync
+from k8sbridge.services import cluster_sync
 from tests.support.fleet import add_device, set_status
 from tests.support.kube_api import serve
 
@@ -71,7 +73,7 @@ def test_second_sync_writes_nothing_and_lists_once_per_kind(kube):
     assert kube.calls[0].query["labelSelector"] == "managed_by=edge-metrics-server"
     assert ids(result.unchanged) == [f"edge-{i}" for i in range(5)]
     assert result.created == result.updated == result.deleted == result.failed == []
-    assert result.as_dict()["unchanged"][0] == {
+    assert SyncResponseSerializer(result).data["unchanged"][0] == {
         "device_id": "edge-0", "service": "edge-device-edge-0", "status": "unchanged",
         "actions": [],
     }
@@ -130,7 +132,7 @@ def test_devices_no_longer_healthy_or_registered_lose_their_objects(kube):
     ]
     for resource in KINDS:
         assert objects(kube, resource) == ["edge-device-stays"]
-    assert result.as_dict()["deleted"][0] == {
+    assert SyncResponseSerializer(result).data["deleted"][0] == {
         "device_id": "falls-ill",
         "service": "edge-device-falls-ill",
         "status": "deleted",
@@ -163,7 +165,7 @@ def test_objects_without_our_label_are_never_touched(kube):
     assert not [c for c in kube.writes() if c.name in ("edge-device-edge-01", "unrelated")]
     # The cleanup also leaves them alone.
     cleaned = services.cluster_cleanup(namespace=NS)
-    assert cleaned["deleted_services"] == ["edge-device-edge-02"]
+    assert cleaned.deleted_services == ["edge-device-edge-02"]
     assert objects(kube) == ["edge-device-edge-01", "unrelated"]
 
 
@@ -424,7 +426,7 @@ def test_mirrored_slices_of_the_cluster_are_not_ours(kube, settings):
 
     assert sync().deleted == []
     assert kube.writes() == []
-    assert services.cluster_cleanup(namespace=NS)["deleted_endpointslices"] == []
+    assert services.cluster_cleanup(namespace=NS).deleted_endpointslices == []
 
 
 def test_not_ready_policy_keeps_unhealthy_devices_as_not_ready(kube, settings):

@@ -208,7 +208,7 @@ def test_fleet_with_silent_devices_is_probed_in_about_one_timeout(api, exporters
 
 
 def test_at_most_probe_concurrency_probes_are_in_flight(exporters, settings):
-    from devices import selectors, services
+    from devices import runtime, selectors
 
     settings.PROBE_CONCURRENCY = 10
     settings.PROBE_TIMEOUT = 0.3
@@ -216,7 +216,7 @@ def test_at_most_probe_concurrency_probes_are_in_flight(exporters, settings):
     silent.set("GET", "/health", Reply(hang=True))
     make_devices("silent", 30, silent.port)
     started = time.monotonic()
-    result = services.devices_probe(devices=list(selectors.device_list()))
+    result = runtime.devices_probe(devices=list(selectors.device_list()))
     elapsed = time.monotonic() - started
     assert silent.connections() == 30
     # The exporter notices a hang-up a moment after it happens, so the next wave's first
@@ -405,13 +405,16 @@ def test_run_stops_when_its_parent_is_gone(settings):
     assert listener.ticks == []
 
 
-def test_listeners_are_loaded_from_settings(settings):
+def test_listeners_are_the_registered_ones_and_those_the_settings_name(settings):
     from devices.monitor import load_listeners
+    from k8sbridge.autosync import AutoSync
 
     listeners = load_listeners(["tests.test_monitoring.RecordingListener"])
-    assert isinstance(listeners[0], RecordingListener)
+    assert [type(listener) for listener in listeners] == [RecordingListener]
     settings.MONITOR_LISTENERS = []
-    assert load_listeners() == []
+    assert [type(listener) for listener in load_listeners()] == [AutoSync]
+    settings.MONITOR_LISTENERS = ["tests.test_monitoring.RecordingListener"]
+    assert [type(listener) for listener in load_listeners()] == [AutoSync, RecordingListener]
 
 
 def test_monitor_devices_once_command(api, exporters):

@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from devices.choices import TokenKind
 from devices.models import Device, DeviceHealth, DeviceRevision
-from devices.tokens import api_token_create
 from tests.helpers import register, send
+from users.choices import TokenKind
+from users.tokens import api_token_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_devices")]
 
@@ -59,9 +59,13 @@ def test_repeated_get_from_the_same_address_writes_nothing(anon):
 
 
 def test_contact_is_rewritten_when_the_address_changes_or_the_last_write_is_old(anon):
+    from devices.contacts import contacts
+
     send(anon, "PUT", "/config/edge-01", EXPORTER_BODY)
+    # Five minutes later: the stored contact and the process's memory of it are old.
     old = timezone.now() - timedelta(minutes=5)
     DeviceHealth.objects.filter(pk="edge-01").update(last_contact=old)
+    contacts.clear()
     anon.get("/config/edge-01")
     assert health().last_contact > old
     anon.get("/config/edge-01", REMOTE_ADDR="::1")
@@ -141,7 +145,7 @@ def test_device_registered_before_gets_its_address_at_its_next_put(anon, setting
 
 @pytest.mark.parametrize("kind", ["device", "enrollment"])
 def test_device_credentials_adopt_too(client, settings, adopting, kind):
-    from rest_framework.test import APIClient
+    from tests.support.client import ServerClient
 
     settings.DEVICE_REGISTRATION = "token"
     if kind == "device":
@@ -149,7 +153,7 @@ def test_device_credentials_adopt_too(client, settings, adopting, kind):
     else:
         raw = "fleet-enrollment-token-1"
         settings.ENROLLMENT_TOKENS = [raw]
-    device = APIClient()
+    device = ServerClient()
     device.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert send(device, "PUT", "/config/edge-01", EXPORTER_BODY).status_code == 200
     assert Device.objects.get(pk="edge-01").ip_address == "127.0.0.1"

@@ -8,7 +8,7 @@ import pytest
 
 from devices.models import DeviceHealth
 from devices.monitor import DeviceMonitor
-from devices.services import config_drift
+from devices.runtime import config_drift
 from tests.helpers import register, send
 from tests.support.exporters import Reply, closed_port
 

@@ -29,7 +29,7 @@ from tests.support.ship import ROOT, SCRIPTS, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = SCRIPTS / "docker-entrypoint.sh"
-PACKAGES = ("edgeserver", "devices", "k8sbridge")
+PACKAGES = ("edgeserver", "users", "devices", "k8sbridge")
 
 
 @dataclass
@@ -77,7 +77,7 @@ def test_dependencies_are_built_in_a_builder_stage():
     builder, runtime = dockerfile_stages()
     assert builder[0].arguments.endswith(" AS builder")
     assert "python:3.11-slim" in DOCKERFILE.read_text()
-    assert any("pip install --no-deps ." in run for run in instructions(builder, "RUN"))
+    assert any("install --no-deps ." in run for run in instructions(builder, "RUN"))
     assert "--from=builder /opt/venv /opt/venv" in instructions(runtime, "COPY")
     # The runtime stage installs nothing: no compiler, no pip run, no curl.
     assert not any("pip install" in run or "apt-get" in run for run in instructions(runtime, "RUN"))
@@ -96,9 +96,58 @@ def test_runtime_runs_as_uid_1000_with_data_volume_and_port():
 
 
 def test_static_files_are_collected_at_build_time_without_a_baked_secret():
-    (run,) = [r for r in instructions(dockerfile_stages()[-1], "RUN") if "collectstatic" in r]
+    builder, runtime = dockerfile_stages()
+    (run,) = [r for r in instructions(builder, "RUN") if "collectstatic" in r]
     assert "SECRET_KEY=" in run  # else settings would write /data/.secret_key into the image
-    assert "STATIC_ROOT=/app/staticfiles" in " ".join(instructions(dockerfile_stages()[-1], "ENV"))
+    assert "STATIC_ROOT=/opt/staticfiles" in run
+    assert "/opt/staticfiles /app/staticfiles" in " ".join(instructions(runtime, "COPY"))
+    assert "STATIC_ROOT=/app/staticfiles" in " ".join(instructions(runtime, "ENV"))
+
+
+def test_the_image_installs_exactly_the_hashed_lock_into_a_venv_without_pip():
+    builder, runtime = dockerfile_stages()
+    runs = instructions(builder, "RUN")
+    assert "python -m venv --without-pip /opt/venv" in runs
+    (install,) = [r for r in runs if "requirements.lock" in r]
+    assert "--require-hashes" in install and "--no-deps" in install
+    assert not any("pip install" in r for r in instructions(runtime, "RUN"))
+
+
+def _requirement_pins() -> dict[str, tuple[str, int]]:
+    """requirements.lock as {name: (version, number of hashes)}."""
+    pins: dict[str, tuple[str, int]] = {}
+    name = ""
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            name, _, version = line.split()[0].partition("==")
+            pins[canonical(name)] = (version, 0)
+        elif "--hash=sha256:" in line and name:
+            version, hashes = pins[canonical(name)]
+            pins[canonical(name)] = (version, hashes + 1)
+    return pins
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_pins_every_dependency_within_its_range_with_hashes():
+    """requirements.lock is what `make lock` makes of pyproject.toml: a change of the
+    dependencies without `make lock` fails here."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = _requirement_pins()
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonical(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run make lock"
+        assert requirement.specifier.contains(pins[name][0]), (name, pins[name][0])
+    assert all(hashes for _, hashes in pins.values()), "a pin without hashes"
+    text = (ROOT / "requirements.lock").read_text()
+    assert "--find-links" not in text and "--index-url" not in text
 
 
 def healthcheck_command() -> list[str]:
@@ -433,3 +482,70 @@ def test_entrypoint_runs_other_commands_as_given(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ran ['x']\n"
     assert not (tmp_path / "never-created.db").exists()  # no migrate for other commands
+
+
+def test_entrypoint_runs_migrations_before_a_management_command(tmp_path):
+    """`docker run … python manage.py create_api_token` on a fresh volume: the schema is
+    made first, so the command finds its tables."""
+    with image_like_layout() as layout:
+        result = subprocess.run(
+            [str(ENTRYPOINT), "python", "manage.py", "create_api_token", "--name", "me"],
+            cwd=layout.app,
+            env={**layout.env, "SECRET_KEY": "test"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("ems_")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to uid 1000 (needs root)")
+def test_an_unwritable_data_directory_is_explained_not_a_traceback(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)  # root's, as a host directory bind-mounted into the container
+    tmp_path.chmod(0o755)
+    result = subprocess.run(
+        ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", str(ENTRYPOINT)],
+        env={"PATH": os.environ["PATH"], "DB_PATH": str(data / "config.db")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"cannot write to {data} as uid 1000" in result.stderr
+    assert "chown 1000:1000" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to uid 1000 (needs root)")
+def test_settings_explain_an_unwritable_directory_too(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    code = "import django; django.setup()"
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid",
+            "1000",
+            "--regid",
+            "1000",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "edgeserver.settings",
+            "DB_PATH": str(data / "config.db"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{data} is not writable by uid 1000" in result.stderr
+    assert "chown 1000:1000" in result.stderr

@@ -270,7 +270,7 @@ def in_cluster_server_url(base: dict[str, dict]) -> str:
 def test_shipped_scrapeconfig_is_what_the_server_generates(base):
     """components/scrapeconfig is the object `GET /kubernetes/manifests?format=scrapeconfig`
     gives for the shipped settings: one definition, two ways to get it."""
-    from k8sbridge.objects import desired_scrapeconfig
+    from k8sbridge.manifests import desired_scrapeconfig
 
     (scrapeconfig,) = load_yaml_documents(MANIFESTS / "components/scrapeconfig/scrapeconfig.yaml")
     validate_scrapeconfig(scrapeconfig)

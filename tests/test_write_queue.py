@@ -40,7 +40,8 @@ def test_a_write_inside_an_enclosing_transaction_does_not_queue(settings):
     wait for the queue (a queued writer elsewhere may wait for that lock)."""
     from django.db import transaction
 
-    from devices.services import Actor, device_delete, device_upsert
+    from devices.services import device_delete, device_upsert
+    from users.actors import Actor
 
     device_upsert(device_id="n", data={"device_type": "jetson"}, actor=Actor(name="t"))
     with transaction.atomic():

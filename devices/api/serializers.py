@@ -1,4 +1,4 @@
-"""Shapes of the device API: validation of request bodies and the documented responses.
+"""What the device routes accept: validation of request bodies and query parameters.
 
 Field errors carry the contract's error kind as their code (`invalid_port`,
 `invalid_ip_address`, ...); the error renderer turns the first one into the response.
@@ -17,10 +17,7 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from devices.choices import (
     DEFAULT_PORT,
     DEFAULT_RELOAD_PORT,
-    ChangeSource,
     DeviceStatus,
-    ReloadStatus,
-    RevisionAction,
 )
 from devices.validation import (
     DEVICE_TYPE_MAX_LENGTH,
@@ -40,15 +37,35 @@ def _invalid(message: str, code: str) -> ValidationError:
     return ValidationError(ErrorDetail(message, code=code))
 
 
-@extend_schema_field({"type": "string", "minLength": 1, "maxLength": DEVICE_TYPE_MAX_LENGTH})
+# What surrounds a device type and is dropped: whitespace by every regex engine's reckoning
+# (ECMA's `\s` adds U+FEFF, Python's adds U+001C-U+001F and U+0085), spelled out, so that
+# the schema's pattern and this field agree to the character whoever reads the pattern.
+WHITESPACE = "".join(
+    ["\t\n\v\f\r \u00a0\u1680", *map(chr, range(0x2000, 0x200B)), "\u2028\u2029\u202f\u205f\u3000"]
+)
+_SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+DEVICE_TYPE_SCHEMA = {
+    "type": "string",
+    # 1-64 characters once surrounding whitespace is dropped; no NUL.
+    "pattern": (
+        rf"^[{_SPACE}]*[^{_SPACE}\u0000]"
+        rf"(?:[^\u0000]{{0,{DEVICE_TYPE_MAX_LENGTH - 2}}}[^{_SPACE}\u0000])?[{_SPACE}]*$"
+    ),
+    "description": "The exporter's device type (known: jetson_orin, jetson_xavier, "
+    "jetson_nano, jetson, raspberry_pi, orange_pi, lattepanda, shelly; others are accepted); "
+    "surrounding whitespace is dropped",
+}
+
+
+@extend_schema_field(DEVICE_TYPE_SCHEMA)
 class DeviceTypeField(serializers.Field):
     def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str) or not data.strip():
+        value = data.strip(WHITESPACE) if isinstance(data, str) else ""
+        if not value or "\x00" in value:
             raise _invalid(
                 f"device_type must be a non-empty string, got {_shown(data)}",
                 "invalid_device_type",
             )
-        value = data.strip()
         if len(value) > DEVICE_TYPE_MAX_LENGTH:
             raise _invalid(
                 f"device_type must be at most {DEVICE_TYPE_MAX_LENGTH} characters",
@@ -62,9 +79,12 @@ class DeviceTypeField(serializers.Field):
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": 65535})
 class PortField(serializers.Field):
-    """A TCP port: an integer 1-65535. A bool, a float or a numeric string is refused."""
+    """A TCP port: an integer 1-65535 (`9100.0` is that integer in JSON, as JSON Schema has
+    it). A bool, a fraction or a numeric string is refused."""
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int) or not 1 <= data <= 65535:
             raise _invalid(
                 f"{self.field_name} must be an integer between 1 and 65535, got {_shown(data)}",
@@ -76,9 +96,6 @@ class PortField(serializers.Field):
         return value
 
 
-@extend_schema_field(
-    {"type": "string", "description": "IPv4 or IPv6 literal inside DEVICE_ALLOWED_NETWORKS"}
-)
 class IPAddressField(serializers.Field):
     """An IP literal, stored in canonical form. `allow_empty` lets "" mean "keep".
 
@@ -153,6 +170,13 @@ class OpenObjectSchema(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema, direction):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema["additionalProperties"] = {}
+        if direction == "request" and isinstance(self.target, DeviceConfigSerializer):
+            # Only the path's id is accepted here, which a schema cannot say: best left out.
+            schema.setdefault("properties", {})["device_id"] = {
+                "not": {},
+                "description": "Leave out: a body naming the path's device is accepted, any "
+                "other id is refused (`device_id_mismatch`)",
+            }
         return schema
 
 
@@ -210,10 +234,23 @@ class DeviceBasicSerializer(serializers.Serializer):
     reload_port = PortField(required=False, allow_null=True)
 
 
+class StrictBooleanField(serializers.Field):
+    """A query flag: exactly `true` or `false` (DRF's BooleanField also takes yes, 1, on...)."""
+
+    VALUES = {"true": True, "false": False}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if data not in self.VALUES:
+            raise _invalid(
+                f"{self.field_name} must be true or false, got {_shown(data)}", "invalid"
+            )
+        return self.VALUES[data]
+
+
 class RefreshQuerySerializer(serializers.Serializer):
     """`?refresh=true`: probe the devices now instead of answering from stored observations."""
 
-    refresh = serializers.BooleanField(required=False, default=False)
+    refresh = StrictBooleanField(required=False, default=False)
 
 
 class RollbackSerializer(serializers.Serializer):
@@ -221,6 +258,8 @@ class RollbackSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: dict[str, Any]) -> dict[str, Any]:
         version = data.get("version")
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)  # 3.0 is the integer 3 in JSON
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise ValidationError(
                 {
@@ -235,173 +274,10 @@ class RollbackSerializer(serializers.Serializer):
         return {"version": version}
 
 
-# ---- Response shapes (documentation of what the views return) ----------------------------
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
-    device_id = serializers.CharField(required=False)
-    message = serializers.CharField(required=False)
-
-
-class ConfigDocumentSerializer(OpenObjectSerializer):
-    device_type = serializers.CharField()
-    port = serializers.IntegerField()
-    reload_port = serializers.IntegerField()
-    enabled_metrics = serializers.ListField(child=serializers.CharField(), required=False)
-
-
-class ConfigListItemSerializer(ConfigDocumentSerializer):
-    device_id = serializers.CharField()
-
-
-class ConfigListSerializer(serializers.Serializer):
-    configs = ConfigListItemSerializer(many=True)
-    total = serializers.IntegerField()
-
-
-class UpsertResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["registered", "updated"])
-    device_id = serializers.CharField()
-    reload_triggered = serializers.BooleanField()
-    version = serializers.IntegerField()
-
-
-class CreateResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["created"])
-    device_id = serializers.CharField()
-    version = serializers.IntegerField()
-    reload_triggered = serializers.BooleanField()
-
-
-class PatchResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["patched"])
-    device_id = serializers.CharField()
-    reload_triggered = serializers.BooleanField()
-    version = serializers.IntegerField()
-
-
-class DeleteResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["deleted"])
-    device_id = serializers.CharField()
-
-
-class BasicUpdateResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["updated"])
-    device_id = serializers.CharField()
-    message = serializers.CharField()
-
-
-class RevisionSerializer(serializers.Serializer):
-    version = serializers.IntegerField()
-    action = serializers.ChoiceField(choices=RevisionAction.choices)
-    config = serializers.DictField(help_text="GET /config/{id} as it was, plus ip_address")
-    actor = serializers.CharField()
-    source = serializers.ChoiceField(choices=ChangeSource.choices)
-    note = serializers.CharField(allow_blank=True, help_text="Why, when the server decided")
-    created_at = serializers.DateTimeField()
-
-
-class HistorySerializer(serializers.Serializer):
-    device_id = serializers.CharField()
-    revisions = RevisionSerializer(many=True)
-    total = serializers.IntegerField()
-
-
-class RollbackResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["rolled_back", "unchanged"])
-    device_id = serializers.CharField()
-    version = serializers.IntegerField()
-    restored_version = serializers.IntegerField()
-    reload_triggered = serializers.BooleanField()
-
-
-class DeviceStatusItemSerializer(serializers.Serializer):
-    device_id = serializers.CharField()
-    device_type = serializers.CharField()
-    ip_address = serializers.CharField(allow_blank=True)
-    port = serializers.IntegerField()
-    reload_port = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=DeviceStatus.choices)
-    last_seen = serializers.DateTimeField(required=False, help_text="Last healthy answer")
-    error = serializers.CharField(required=False, help_text="Why it is not healthy")
-    last_checked = serializers.DateTimeField(allow_null=True, help_text="Last probe")
-    observed_ip = serializers.CharField(
-        allow_null=True, help_text="Address the device last called GET/PUT /config/{id} from"
-    )
-    last_contact = serializers.DateTimeField(allow_null=True)
-    config_in_sync = serializers.BooleanField(
-        allow_null=True,
-        help_text="Whether the device runs the config the server serves; null = not checked",
-    )
-    drifted_keys = serializers.ListField(
-        child=serializers.CharField(), required=False, help_text="When config_in_sync is false"
-    )
-    exporter_status = serializers.CharField(
-        required=False, help_text="The exporter's own status (healthy, degraded, starting)"
-    )
-    reload_pending = serializers.BooleanField(
-        help_text="The config changed while the device was unreachable or its reload failed; "
-        "the monitor reloads it when it answers again"
-    )
-
-
-class DeviceListSerializer(serializers.Serializer):
-    devices = DeviceStatusItemSerializer(many=True)
-    total = serializers.IntegerField()
-    healthy = serializers.IntegerField()
-    unhealthy = serializers.IntegerField()
-
-
-class ReloadResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[ReloadStatus.RELOADED.value])
-    device_id = serializers.CharField()
-
-
-class ReloadFailureSerializer(serializers.Serializer):
-    """`{"status": "failed", "device_id", "error"}`; a refused request has the usual shape."""
-
-    status = serializers.ChoiceField(choices=[ReloadStatus.FAILED.value], required=False)
-    device_id = serializers.CharField(required=False)
-    error = serializers.CharField()
-    message = serializers.CharField(required=False)
-
-
-class ReloadResultSerializer(serializers.Serializer):
-    device_id = serializers.CharField()
-    status = serializers.ChoiceField(choices=ReloadStatus.choices)
-    error = serializers.CharField(required=False)
-
-
-class BulkReloadSerializer(serializers.Serializer):
-    results = ReloadResultSerializer(many=True)
-    total = serializers.IntegerField()
-    success = serializers.IntegerField()
-    failed = serializers.IntegerField(help_text="Failed and skipped")
-
-
-class RunningConfigSerializer(OpenObjectSerializer):
-    """The exporter's running config, relayed as the device returned it."""
-
-
-class SummarySerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    healthy = serializers.IntegerField()
-    unhealthy = serializers.IntegerField()
-    by_device_type = serializers.DictField(child=serializers.IntegerField())
-    by_status = serializers.DictField(child=serializers.IntegerField())
-
-
-class ServerHealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["healthy"])
-    service = serializers.CharField()
-    version = serializers.CharField()
-
-
 # ---- Prometheus HTTP service discovery (`GET /prometheus/targets`) -------------------------
 
 
 class TargetsQuerySerializer(serializers.Serializer):
     """`?status=`: only the devices of one contract status (default: every status)."""
 
-    status = serializers.ChoiceField(choices=DeviceStatus.choices, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=DeviceStatus.choices, required=False)

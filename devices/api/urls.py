@@ -3,8 +3,10 @@
 from django.urls import re_path
 
 from devices.api import prometheus, views
+from devices.api.hotpath import CONFIG_ROUTE
 
-# A path segment; `.+?` on the config route lets a slash reach the id check (400, not 404).
+# A path segment; on the config route any characters (a slash, a newline) reach the id
+# check (400 invalid_device_id, not 404).
 DEVICE = r"(?P<device_id>[^/]+)"
 
 # history and rollback before the config route, whose id pattern would take them in.
@@ -15,13 +17,16 @@ urlpatterns = [
     re_path(
         rf"^config/{DEVICE}/rollback/?$", views.ConfigRollbackView.as_view(), name="config-rollback"
     ),
+    # A doubled slash (`CONFIG_SERVER_URL` ending in `/`) reaches the same route.
     re_path(
-        r"^config/(?P<device_id>.+?)/?$", views.ConfigDetailView.as_view(), name="config-detail"
+        r"^(?:/)?config/(?P<device_id>(?s:.+?))/?$",
+        views.ConfigDetailView.as_view(),
+        name=CONFIG_ROUTE,
     ),
     re_path(r"^config/?$", views.ConfigListView.as_view(), name="config-list"),
     re_path(
-        r"^d/(?P<path_token>[^/]+)/config/(?P<device_id>.+?)/?$",
-        views.ConfigDetailView.as_view(),
+        r"^d/(?P<path_token>[^/]+)//?config/(?P<device_id>(?s:.+?))/?$",
+        views.DevicePathConfigView.as_view(),
         name="config-detail-token",
     ),
     re_path(r"^devices/?$", views.DeviceListView.as_view(), name="device-list"),
@@ -37,6 +42,7 @@ urlpatterns = [
         views.DeviceLocalConfigView.as_view(),
         name="device-local-config",
     ),
+    re_path(rf"^devices/{DEVICE}/ip/?$", views.DeviceAddressView.as_view(), name="device-ip"),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", views.SummaryView.as_view(), name="metrics-summary"),
     re_path(

@@ -1,40 +1,39 @@
 """Routes of the configuration API and the stored device status.
 
 Each view validates its input with a serializer, calls one service or selector and
-renders the contract's document; errors leave through the one error renderer.
+answers with an output serializer (devices.api.responses); domain errors leave through
+the one error table (devices.api.errors).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from devices import selectors, services
+from devices import runtime, selectors, served, services
+from devices.api import responses as r
 from devices.api import serializers as s
-from devices.api.render import config_list_item, revision_item, status_item
+from devices.api.base import DeviceApiView
+from devices.api.hotpath import plain_call
 from devices.choices import DeviceStatus, ReloadStatus
+from devices.exceptions import DeviceNotFound
 from devices.filtersets import DeviceFilterSet
 from devices.validation import device_id_problem
 from edgeserver.api.addresses import request_address
-from edgeserver.api.errors import (
-    DEVICE_NOT_FOUND,
-    ApiError,
-    device_not_found,
-    error_response,
-)
-from edgeserver.api.permissions import DeviceRouteAccess, IsOperator
-from edgeserver.api.views import ERROR_RESPONSES, ApiView
+from edgeserver.api.errorkinds import error_responses
+from edgeserver.api.errors import ApiError, error_response, render_error
+from users.permissions import DeviceRouteAccess, IsOperator
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
-    description="ETag from GET /config/{id}; the write fails with 412 when it is stale",
+    description='ETag from GET /config/{id} (quoted: `"3"`), or `*`; the write fails with 412 '
+    "when it names another version (a value that is not a list of entity tags never matches)",
 )
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match",
@@ -45,10 +44,17 @@ IF_NONE_MATCH = OpenApiParameter(
 
 DEVICE_FILTERS = [
     OpenApiParameter("status", str, enum=[c.value for c in DeviceStatus]),
-    OpenApiParameter("device_type", str),
-    OpenApiParameter("q", str, description="Device id or IP address contains"),
+    OpenApiParameter(
+        "device_type",
+        {"type": "string", "minLength": 1, "pattern": "^[^\\u0000]+$"},
+        description="Only devices of this type",
+    ),
+    OpenApiParameter(
+        "q",
+        {"type": "string", "pattern": "^[^\\u0000]*$"},
+        description="Device id or IP address contains",
+    ),
 ]
-
 
 REFRESH = OpenApiParameter(
     "refresh",
@@ -58,8 +64,27 @@ REFRESH = OpenApiParameter(
 )
 
 
-def _errors(*codes: int) -> dict[int, Any]:
-    return {code: ERROR_RESPONSES.get(code, s.ErrorSerializer) for code in (400, 401, *codes)}
+# The kinds every operator route can answer, and those of a route with a `{device_id}`,
+# with a body, and with a config body (devices.api.errors declares what each means).
+OPERATOR = ("authentication_required", "forbidden", "invalid_query")
+# (`Not found`: a path the routes do not take at all, e.g. a token holding a slash.)
+DEVICE = (*OPERATOR, "invalid_device_id", "Device not found", "Not found")
+BODY = ("Invalid request body", "request_too_large", "validation_error", "Missing required field")
+CONFIG_BODY = (
+    *BODY,
+    "Missing required field",
+    "invalid_device_type",
+    "invalid_port",
+    "invalid_ip_address",
+    "ip_not_allowed",
+    "invalid_enabled_metrics",
+    "device_id_mismatch",
+)
+CONDITIONAL = ("precondition_failed",)
+
+
+def _errors(*kinds: str) -> dict[int, Any]:
+    return error_responses(*dict.fromkeys(kinds))
 
 
 def _refresh_requested(request: Request) -> bool:
@@ -70,77 +95,42 @@ def _refresh_requested(request: Request) -> bool:
     return serializer.validated_data["refresh"]
 
 
-class ConfigListView(ApiView):
+class ConfigListView(DeviceApiView):
     @extend_schema(
         operation_id="config_list",
-        responses={200: s.ConfigListSerializer, 401: s.ErrorSerializer},
+        responses={200: r.ConfigListSerializer, **_errors(*OPERATOR)},
         tags=["config"],
     )
     def get(self, request: Request) -> Response:
         """All stored configs, each with its device_id (operator route)."""
-        configs = [config_list_item(device) for device in selectors.device_list()]
-        return Response({"configs": configs, "total": len(configs)})
+        return Response(r.ConfigListSerializer(list(selectors.device_list())).data)
 
 
-def served_config_headers(served: selectors.ServedConfig) -> dict[str, str]:
-    """The headers of a served config (beside its type and length): its version as the
-    ETag, and a cache may keep it only while it revalidates."""
-    return {"ETag": served.etag, "Cache-Control": "no-cache"}
-
-
-def serve_config(request: HttpRequest, device_id: str, *, from_device: bool) -> HttpResponse:
-    """`GET /config/{id}` once the caller is allowed: the config, its ETag, 304 when the
-    caller's copy is current; the device's own calls record where it called from."""
-    problem = device_id_problem(device_id)
-    if problem:
-        return error_response(400, "invalid_device_id", problem)
-    served = selectors.served_config(device_id=device_id)
-    if served is None:
-        return error_response(
-            404,
-            DEVICE_NOT_FOUND,
-            "No configuration available for this device",
-            device_id=device_id,
-        )
-    if from_device:
-        services.device_contact_record(
-            device_id=device_id,
-            observed=request_address(request.META),
-            known_ip=served.observed_ip,
-            last_contact=served.last_contact,
-        )
-    headers = served_config_headers(served)
-    if served.etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
-        return HttpResponse(status=304, headers=headers)
-    return HttpResponse(served.body, content_type="application/json", headers=headers)
-
-
-def anonymous_device_calls_allowed() -> bool:
-    """Whether a device route may be called without any credential."""
-    return settings.AUTH_MODE == "open" or settings.DEVICE_REGISTRATION == "open"
-
-
-def _anonymous_device_call(request: HttpRequest, kwargs: dict[str, Any]) -> bool:
-    """A plain GET as field exporters send it: no credential of any kind, where anonymous
-    device calls are allowed. Any credential goes through DRF's authentication instead."""
-    return (
-        kwargs.get("path_token") is None
-        and "HTTP_AUTHORIZATION" not in request.META
-        and settings.SESSION_COOKIE_NAME not in request.COOKIES
-        and anonymous_device_calls_allowed()
+def _served(request: HttpRequest, device_id: str, *, from_device: bool) -> HttpResponse:
+    answer = served.serve(
+        device_id=device_id,
+        caller=request_address(request.META) if from_device else None,
+        if_none_match=request.headers.get("If-None-Match", ""),
     )
+    if answer is None:
+        raise DeviceNotFound(device_id, "No configuration available for this device")
+    return HttpResponse(answer.body, status=answer.status, headers=dict(answer.headers))
 
 
-class ConfigDetailView(ApiView):
+class ConfigDetailView(DeviceApiView):
     """`GET`/`PUT` are the device routes; `POST`/`PATCH`/`DELETE` need an operator."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        # The fleet's hottest call skips DRF's per-request machinery (request wrapping,
-        # authenticators, content negotiation, rendering): same answer, several times the
-        # throughput (bench/README.md).
-        if request.method in ("GET", "HEAD") and _anonymous_device_call(request, kwargs):
-            self.request = request
-            return serve_config(request, kwargs["device_id"], from_device=True)
+        # An exporter's plain call (the fast path's definition) skips DRF's per-request
+        # machinery, as it does ahead of Django: the same answer, from served.serve.
+        if plain_call(request.META) is not None:
+            problem = device_id_problem(kwargs["device_id"])
+            if problem:
+                return error_response(400, "invalid_device_id", problem)
+            try:
+                return _served(request, kwargs["device_id"], from_device=True)
+            except DeviceNotFound as exc:
+                return render_error(exc)
         return super().dispatch(request, *args, **kwargs)
 
     def get_permissions(self) -> list:
@@ -161,119 +151,150 @@ class ConfigDetailView(ApiView):
     @extend_schema(
         operation_id="config_get",
         parameters=[IF_NONE_MATCH],
-        responses={200: s.ConfigDocumentSerializer, 304: None, **_errors(403, 404)},
+        responses={
+            200: r.ConfigDocumentSerializer,
+            304: None,
+            **_errors(*DEVICE),
+        },
         tags=["config"],
         auth=[{"bearerAuth": []}, {}],
     )
     def get(self, request: Request, device_id: str, path_token: str | None = None) -> HttpResponse:
         """The config the exporter loads at start and after a reload (device route)."""
         from_device = self.actor(device_route=True).is_device
-        return serve_config(request._request, device_id, from_device=from_device)
+        return _served(request._request, device_id, from_device=from_device)
 
     @extend_schema(
         operation_id="config_upsert",
         request=s.DeviceConfigSerializer,
         parameters=[IF_MATCH],
-        responses={200: s.UpsertResponseSerializer, **_errors(403, 412, 413)},
+        responses={200: r.UpsertResponseSerializer, **_errors(*DEVICE, *CONFIG_BODY, *CONDITIONAL)},
         tags=["config"],
         auth=[{"bearerAuth": []}, {}],
     )
     def put(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
         """Create or replace a config; exporters register themselves this way (device route)."""
-        data = self._validated(s.DeviceConfigSerializer)
         result = services.device_upsert(
             device_id=device_id,
-            data=data,
+            data=self._validated(s.DeviceConfigSerializer),
             actor=self.actor(device_route=True),
             if_match=self._if_match(),
             observed=self.observed_address(),
         )
-        return Response(
-            {
-                "status": "registered" if result.created else "updated",
-                "device_id": device_id,
-                "reload_triggered": result.reload_triggered,
-                "version": result.device.version,
-            },
-            headers={"ETag": result.device.etag},
-        )
+        body = r.UpsertResponseSerializer(result).data
+        return Response(body, headers={"ETag": result.device.etag})
 
     @extend_schema(
         operation_id="config_create",
         request=s.DeviceCreateSerializer,
-        responses={201: s.CreateResponseSerializer, **_errors(403, 409, 413)},
+        responses={
+            201: r.CreateResponseSerializer,
+            **_errors(*DEVICE, *CONFIG_BODY, "ip_address_required", "Device already exists"),
+        },
         tags=["config"],
     )
     def post(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
         """Create a device; 409 when it exists. `ip_address` is required."""
-        data = self._validated(s.DeviceCreateSerializer)
-        result = services.device_create(device_id=device_id, data=data, actor=self.actor())
-        return Response(
-            {
-                "status": "created",
-                "device_id": device_id,
-                "version": result.device.version,
-                "reload_triggered": result.reload_triggered,
-            },
-            status=201,
-            headers={"ETag": result.device.etag},
+        result = services.device_create(
+            device_id=device_id, data=self._validated(s.DeviceCreateSerializer), actor=self.actor()
         )
+        body = r.CreateResponseSerializer(result).data
+        return Response(body, status=201, headers={"ETag": result.device.etag})
 
     @extend_schema(
         operation_id="config_patch",
         request=s.DeviceConfigSerializer,
         parameters=[IF_MATCH],
-        responses={200: s.PatchResponseSerializer, **_errors(403, 404, 412, 413)},
+        responses={200: r.PatchResponseSerializer, **_errors(*DEVICE, *CONFIG_BODY, *CONDITIONAL)},
         tags=["config"],
     )
     def patch(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
         """Change only the keys present; a key set to null resets it."""
-        data = self._validated(s.DeviceConfigSerializer, partial=True)
         result = services.device_patch(
-            device_id=device_id, data=data, actor=self.actor(), if_match=self._if_match()
+            device_id=device_id,
+            data=self._validated(s.DeviceConfigSerializer, partial=True),
+            actor=self.actor(),
+            if_match=self._if_match(),
         )
-        return Response(
-            {
-                "status": "patched",
-                "device_id": device_id,
-                "reload_triggered": result.reload_triggered,
-                "version": result.device.version,
-            },
-            headers={"ETag": result.device.etag},
-        )
+        body = r.PatchResponseSerializer(result).data
+        return Response(body, headers={"ETag": result.device.etag})
 
     @extend_schema(
         operation_id="config_delete",
         parameters=[IF_MATCH],
-        responses={200: s.DeleteResponseSerializer, **_errors(403, 404, 412)},
+        responses={200: r.DeleteResponseSerializer, **_errors(*DEVICE, *CONDITIONAL)},
         tags=["config"],
     )
     def delete(self, request: Request, device_id: str, path_token: str | None = None) -> Response:
         """Remove a device; its history stays."""
         services.device_delete(device_id=device_id, actor=self.actor(), if_match=self._if_match())
-        return Response({"status": "deleted", "device_id": device_id})
+        return Response(r.DeleteResponseSerializer(device_id).data)
 
 
-class ConfigHistoryView(ApiView):
+PATH_TOKEN = OpenApiParameter(
+    "path_token",
+    str,
+    OpenApiParameter.PATH,
+    description="A device token bound to this device, or an enrollment token (operator "
+    "tokens are refused here: a URL ends up in logs)",
+)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="device_path_config_get",
+        parameters=[PATH_TOKEN, IF_NONE_MATCH],
+        auth=[{}],
+        description="`GET /config/{device_id}` for an exporter whose CONFIG_SERVER_URL ends "
+        "in `/d/<token>`: the token travels in the path (a device token of this device, or "
+        "an enrollment token).",
+    ),
+    put=extend_schema(
+        operation_id="device_path_config_upsert",
+        parameters=[PATH_TOKEN, IF_MATCH],
+        auth=[{}],
+        description="`PUT /config/{device_id}` for an exporter whose CONFIG_SERVER_URL ends "
+        "in `/d/<token>`; a device with a token of its own is written only with it.",
+    ),
+)
+class DevicePathConfigView(ConfigDetailView):
+    """`/d/{token}/config/{id}`: the device routes with the credential in the path, for
+    exporters that cannot send headers (`CONFIG_SERVER_URL=http://server/d/<token>`). Only
+    what a device does: GET and PUT; device and enrollment tokens only."""
+
+    http_method_names = ["get", "put", "head", "options"]
+
+
+class ConfigHistoryView(DeviceApiView):
     @extend_schema(
         operation_id="config_history",
-        responses={200: s.HistorySerializer, **_errors(404)},
+        responses={200: r.HistorySerializer, **_errors(*DEVICE)},
         tags=["config"],
     )
     def get(self, request: Request, device_id: str) -> Response:
         """The device's revisions, newest first."""
-        revisions = [revision_item(r) for r in selectors.revision_list(device_id=device_id)]
+        revisions = list(selectors.revision_list(device_id=device_id))
         if not revisions and selectors.device_get(device_id=device_id) is None:
-            raise device_not_found(device_id)
-        return Response({"device_id": device_id, "revisions": revisions, "total": len(revisions)})
+            raise DeviceNotFound(device_id)
+        return Response(r.HistorySerializer({"device_id": device_id, "revisions": revisions}).data)
 
 
-class ConfigRollbackView(ApiView):
+class ConfigRollbackView(DeviceApiView):
     @extend_schema(
         operation_id="config_rollback",
         request=s.RollbackSerializer,
         parameters=[IF_MATCH],
-        responses={200: s.RollbackResponseSerializer, **_errors(404, 412, 413)},
+        responses={
+            200: r.RollbackResponseSerializer,
+            **_errors(
+                *DEVICE,
+                *BODY,
+                *CONDITIONAL,
+                "invalid_version",
+                "Revision not found",
+                "ip_not_allowed",
+            ),
+        },
         tags=["config"],
     )
     def post(self, request: Request, device_id: str) -> Response:
@@ -287,23 +308,18 @@ class ConfigRollbackView(ApiView):
             actor=self.actor(),
             if_match=request.headers.get("If-Match"),
         )
-        return Response(
-            {
-                "status": "rolled_back" if result.changed else "unchanged",
-                "device_id": device_id,
-                "version": result.device.version,
-                "restored_version": version,
-                "reload_triggered": result.reload_triggered,
-            },
-            headers={"ETag": result.device.etag},
-        )
+        body = r.RollbackResponseSerializer(result, context={"restored_version": version}).data
+        return Response(body, headers={"ETag": result.device.etag})
 
 
-class DeviceListView(ApiView):
+class DeviceListView(DeviceApiView):
     @extend_schema(
         operation_id="devices_list",
         parameters=[*DEVICE_FILTERS, REFRESH],
-        responses={200: s.DeviceListSerializer, **_errors()},
+        responses={
+            200: r.DeviceListSerializer,
+            **_errors(*OPERATOR, "validation_error", "invalid_filter"),
+        },
         tags=["devices"],
     )
     def get(self, request: Request) -> Response:
@@ -314,24 +330,15 @@ class DeviceListView(ApiView):
             field, problems = next(iter(filterset.errors.items()))
             raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
         if refresh:
-            services.devices_probe(devices=filterset.qs, recheck_drift=True)
-        items = [status_item(device) for device in filterset.qs.all()]
-        healthy = sum(1 for item in items if item["status"] == "healthy")
-        return Response(
-            {
-                "devices": items,
-                "total": len(items),
-                "healthy": healthy,
-                "unhealthy": len(items) - healthy,
-            }
-        )
+            runtime.devices_probe(devices=filterset.qs, recheck_drift=True)
+        return Response(r.DeviceListSerializer(list(filterset.qs.all())).data)
 
 
-class DeviceStatusView(ApiView):
+class DeviceStatusView(DeviceApiView):
     @extend_schema(
         operation_id="device_status",
         parameters=[REFRESH],
-        responses={200: s.DeviceStatusItemSerializer, **_errors(404)},
+        responses={200: r.DeviceStatusItemSerializer, **_errors(*DEVICE, "validation_error")},
         tags=["devices"],
     )
     def get(self, request: Request, device_id: str) -> Response:
@@ -339,23 +346,29 @@ class DeviceStatusView(ApiView):
         refresh = _refresh_requested(request)
         device = selectors.device_get_with_health(device_id=device_id)
         if device is None:
-            raise device_not_found(device_id)
+            raise DeviceNotFound(device_id)
         if refresh:
-            services.devices_probe(devices=[device], recheck_drift=True)
-        return Response(status_item(device))
+            runtime.devices_probe(devices=[device], recheck_drift=True)
+        return Response(r.DeviceStatusItemSerializer(device).data)
 
 
-class DeviceReloadView(ApiView):
+def _device(device_id: str):
+    device = selectors.device_get(device_id=device_id)
+    if device is None:
+        raise DeviceNotFound(device_id)
+    return device
+
+
+class DeviceReloadView(DeviceApiView):
     @extend_schema(
         operation_id="device_reload",
         request=None,
         responses={
-            200: s.ReloadResponseSerializer,
-            400: s.ReloadFailureSerializer,
-            401: s.ErrorSerializer,
-            404: s.ErrorSerializer,
-            502: s.ReloadFailureSerializer,
-            503: s.ReloadFailureSerializer,
+            **_errors(*DEVICE),
+            200: r.ReloadResponseSerializer,
+            400: r.ReloadFailureSerializer,
+            502: r.ReloadFailureSerializer,
+            503: r.ReloadFailureSerializer,
         },
         tags=["devices"],
     )
@@ -365,53 +378,66 @@ class DeviceReloadView(ApiView):
         400 when it has no address, 502 when it answered other than 200, 503 when it could
         not be reached (or its address is outside DEVICE_ALLOWED_NETWORKS).
         """
-        device = selectors.device_get(device_id=device_id)
-        if device is None:
-            raise device_not_found(device_id)
-        result = services.device_reload(device=device)
+        result = runtime.device_reload(device=_device(device_id))
         if result.status == ReloadStatus.RELOADED:
-            return Response({"status": result.status, "device_id": device_id})
-        return Response(
-            {"status": result.status, "device_id": device_id, "error": result.error},
-            status=result.http_status,
-        )
+            return Response(r.ReloadResponseSerializer(result).data)
+        return Response(r.ReloadFailureSerializer(result).data, status=result.http_status)
 
 
-class DeviceLocalConfigView(ApiView):
+class DeviceLocalConfigView(DeviceApiView):
     @extend_schema(
         operation_id="device_local_config",
-        responses={200: s.RunningConfigSerializer, **_errors(404, 502, 503)},
+        responses={
+            200: r.RunningConfigSerializer,
+            **_errors(*DEVICE, "No IP address", "Device error", "Device unreachable"),
+        },
         tags=["devices"],
     )
     def get(self, request: Request, device_id: str) -> Response:
         """The config the exporter is running, fetched from the device (`GET /config`)."""
-        device = selectors.device_get(device_id=device_id)
-        if device is None:
-            raise device_not_found(device_id)
-        return Response(services.device_running_config(device=device))
+        running = runtime.device_running_config(device=_device(device_id))
+        return Response(r.RunningConfigSerializer(running).data)
 
 
-class DeviceDetailView(ApiView):
+class DeviceDetailView(DeviceApiView):
     @extend_schema(
         operation_id="device_update_basic",
         request=s.DeviceBasicSerializer,
-        responses={200: s.BasicUpdateResponseSerializer, **_errors(404, 413)},
+        responses={
+            200: r.BasicUpdateResponseSerializer,
+            **_errors(
+                *DEVICE,
+                *BODY,
+                "invalid_device_type",
+                "invalid_port",
+                "invalid_ip_address",
+                "ip_not_allowed",
+            ),
+        },
         tags=["devices"],
     )
     def patch(self, request: Request, device_id: str) -> Response:
         """Change device_type, ip_address, port or reload_port only; never reloads."""
         serializer = s.DeviceBasicSerializer(data=self.body())
         serializer.is_valid(raise_exception=True)
-        services.device_update_basic(
+        result = services.device_update_basic(
             device_id=device_id, data=serializer.validated_data, actor=self.actor()
         )
-        return Response(
-            {
-                "status": "updated",
-                "device_id": device_id,
-                "message": "Device basic information updated (reload not triggered)",
-            }
-        )
+        return Response(r.BasicUpdateResponseSerializer(result).data)
+
+
+class DeviceAddressView(DeviceApiView):
+    @extend_schema(
+        operation_id="device_address_clear",
+        responses={200: r.AddressClearedSerializer, **_errors(*DEVICE)},
+        tags=["devices"],
+    )
+    def delete(self, request: Request, device_id: str) -> Response:
+        """Forget the device's IP address: it becomes `unknown`, is no longer probed, and
+        leaves Kubernetes and the scrape targets at the next sync. (`ip_address` null or
+        empty in a write keeps the address, as the contract says.)"""
+        result = services.device_clear_ip(device_id=device_id, actor=self.actor())
+        return Response(r.AddressClearedSerializer(result).data)
 
 
 class DevicesReloadView(DeviceDetailView):
@@ -421,7 +447,7 @@ class DevicesReloadView(DeviceDetailView):
     @extend_schema(
         operation_id="devices_reload",
         request=None,
-        responses={200: s.BulkReloadSerializer, 401: s.ErrorSerializer},
+        responses={200: r.BulkReloadSerializer, **_errors(*OPERATOR)},
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
@@ -429,36 +455,40 @@ class DevicesReloadView(DeviceDetailView):
 
         A device without an address is "skipped" and counted in `failed`.
         """
-        results = services.devices_reload(devices=selectors.device_list())
-        success = sum(1 for r in results if r.status == ReloadStatus.RELOADED)
-        return Response(
-            {
-                "results": [
-                    {"device_id": r.device_id, "status": r.status}
-                    | ({"error": r.error} if r.status != ReloadStatus.RELOADED else {})
-                    for r in results
-                ],
-                "total": len(results),
-                "success": success,
-                "failed": len(results) - success,
-            }
-        )
+        results = runtime.devices_reload(devices=selectors.device_list())
+        return Response(r.BulkReloadSerializer(results).data)
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        operation_id="device_reload_update_basic",
+        request=s.DeviceBasicSerializer,
+        responses={
+            200: r.BasicUpdateResponseSerializer,
+            **_errors(
+                *DEVICE,
+                *BODY,
+                "invalid_device_type",
+                "invalid_port",
+                "invalid_ip_address",
+                "ip_not_allowed",
+            ),
+        },
+        tags=["devices"],
+    )
     def patch(self, request: Request, device_id: str = "reload") -> Response:
+        """`PATCH /devices/{id}` of the device whose id is `reload`."""
         self.validated_device_id = device_id
         return super().patch(request, device_id=device_id)
 
 
-class SummaryView(ApiView):
+class SummaryView(DeviceApiView):
     @extend_schema(
         operation_id="metrics_summary",
         parameters=[REFRESH],
-        responses={200: s.SummarySerializer, **_errors()},
+        responses={200: r.SummarySerializer, **_errors(*OPERATOR, "validation_error")},
         tags=["devices"],
     )
     def get(self, request: Request) -> Response:
         """Fleet counts by status and by device type; `?refresh=true` probes every device."""
         if _refresh_requested(request):
-            services.devices_probe(devices=list(selectors.device_list()), recheck_drift=True)
-        return Response(selectors.fleet_summary())
+            runtime.devices_probe(devices=list(selectors.device_list()), recheck_drift=True)
+        return Response(r.SummarySerializer(selectors.fleet_summary()).data)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from devices.validation import IPAddress, comparable_ip, parse_networks
+from edgeserver.net import IPAddress, comparable_ip, in_networks
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,7 @@ def _parse(text: str) -> IPAddress | None:
 
 
 def _trusted(address: IPAddress) -> bool:
-    return any(
-        address.version == network.version and address in network
-        for network in parse_networks(tuple(settings.TRUSTED_PROXIES))
-    )
+    return in_networks(address, tuple(settings.TRUSTED_PROXIES))
 
 
 def request_address(meta: Mapping[str, Any]) -> ObservedAddress | None:

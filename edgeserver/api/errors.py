@@ -6,17 +6,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-logger = logging.getLogger(__name__)
+from edgeserver.api import errorkinds
+from edgeserver.api.errorkinds import INTERNAL_ERROR, INVALID_BODY
 
-INVALID_BODY = "Invalid request body"
-DEVICE_NOT_FOUND = "Device not found"
-INTERNAL_ERROR = "Internal server error"
+logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
@@ -59,8 +59,24 @@ def error_body(
     return body
 
 
-def device_not_found(device_id: str, message: str | None = None) -> ApiError:
-    return ApiError(404, DEVICE_NOT_FOUND, message, device_id=device_id)
+# Domain exceptions, by class, to what they mean in HTTP. Each app registers its own
+# (AppConfig.ready), so services raise domain errors and only this table knows HTTP.
+ErrorMapper = Callable[[Exception], ApiError]
+_mappers: dict[type[Exception], ErrorMapper] = {}
+
+
+def register_errors(mapping: Mapping[type[Exception], ErrorMapper]) -> None:
+    """Declare how an app's exceptions are answered (the most specific class wins)."""
+    _mappers.update(mapping)
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """The contract's error for a registered domain exception, else None."""
+    for cls in type(exc).__mro__:
+        mapper = _mappers.get(cls)
+        if mapper is not None:
+            return mapper(exc)
+    return None
 
 
 # DRF's own exceptions, by class, to (error kind, fallback message).
@@ -103,7 +119,9 @@ def _validation_response(exc: exceptions.ValidationError, device_id: str | None)
     kind = _VALIDATION_KINDS.get(code, code)
     if kind == "Missing required field":
         message = f"{field} is required"
-    elif kind in {"invalid", "invalid_choice", "max_length", "min_value", "max_value"}:
+    elif kind not in errorkinds.declared():
+        # One of DRF's own codes (invalid, max_value, not_a_list, ...): our fields raise
+        # with a declared kind as their code, so it passes through as it is.
         kind = "validation_error"
         message = f"{field}: {message}" if field else message
     return Response(error_body(kind, message, device_id=device_id), status=400)
@@ -121,6 +139,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     device_id = _device_id_of(context)
     set_rollback()
+    exc = as_api_error(exc) or exc
     if isinstance(exc, ApiError):
         body = exc.body()
         if exc.device_id is None and device_id is not None:
@@ -171,6 +190,14 @@ def error_response(
 ) -> JsonResponse:
     """The contract's error shape, for answers made outside DRF."""
     return json_response(error_body(error, message, **extra), status=status)
+
+
+def render_error(exc: Exception) -> JsonResponse:
+    """A registered domain exception answered outside DRF, as DRF's handler answers it."""
+    api_error = as_api_error(exc)
+    if api_error is None:
+        raise exc
+    return json_response(api_error.body(), status=api_error.status_code)
 
 
 # Django-level handlers, for requests that never reach a DRF view (unknown paths, CSRF

@@ -7,6 +7,7 @@ the contract says a body is JSON, so it is parsed as JSON rather than refused wi
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +22,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class NumberOutOfRange(ValueError):
+    """A JSON number beyond a double's range (json would read 1e400 as infinity, which no
+    database column and no JSON encoder takes)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NumberOutOfRange(f"the number {text} is out of range")
+    return value
+
+
+def strict_json_loads(raw: str | bytes) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity, no number beyond a double's range.
+    Raises ValueError (or RecursionError for absurd nesting)."""
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def _check_text(value: str, where: str) -> None:
     # PostgreSQL cannot store NUL in text or jsonb, and neither database can store a lone
     # surrogate; refusing them here keeps both databases answering alike.
@@ -33,12 +52,15 @@ def _check_text(value: str, where: str) -> None:
 
 
 def check_storable(value: Any, where: str = "body") -> None:
-    """Raise ParseError if a decoded JSON value holds text no database can store."""
+    """Raise ParseError if a decoded JSON value holds what no database can store: text with
+    NUL or lone surrogates, a number that is not finite (from a parser other than ours)."""
     stack = [(value, where)]
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
             _check_text(item, path)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ParseError(f"Numbers must be finite ({path})")
         elif isinstance(item, dict):
             for key, child in item.items():
                 _check_text(key, path)
@@ -52,7 +74,7 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        data = strict_json_loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ParseError(f"Body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

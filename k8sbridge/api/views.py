@@ -18,32 +18,29 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from devices import selectors
-from devices.api.serializers import ErrorSerializer
-from edgeserver.api.errors import ApiError, device_not_found
-from edgeserver.api.views import ApiView
-from k8sbridge import services
+from devices.api.base import DeviceApiView
+from devices.exceptions import DeviceNotFound
+from devices.models import Device
+from edgeserver.api.errorkinds import error_responses
+from edgeserver.api.errors import ApiError
+from k8sbridge import inspect, manifests, services
 from k8sbridge.api import serializers as s
-from k8sbridge.client import (
+from k8sbridge.api.errors import (
+    API_ERROR,
     NOT_INITIALIZED,
-    NOT_INITIALIZED_MESSAGE,
-    ClientUnavailable,
-    KubeError,
-    client_configured,
+    UNREACHABLE,
+    not_initialized_message,
 )
+from k8sbridge.client import kube_api
+from k8sbridge.exceptions import ClientUnavailable
 from k8sbridge.objects import is_namespace_name
-from k8sbridge.services import ClusterUnreachable
 
-NAMESPACE = OpenApiParameter(
-    "namespace",
-    str,
-    description="Kubernetes namespace (RFC 1123 label); default K8S_NAMESPACE (`monitoring`)",
-)
-UNREACHABLE = "Kubernetes API unreachable"
+NAMESPACE = OpenApiParameter("namespace", s.NAMESPACE_SCHEMA)
 # What `GET /kubernetes/manifests?format=` produces: the Service route's objects per device
 # (the default), or one Prometheus Operator ScrapeConfig using HTTP service discovery.
 MANIFEST_FORMATS = {
-    "services": services.manifests_yaml,
-    "scrapeconfig": services.scrapeconfig_yaml,
+    "services": manifests.manifests_yaml,
+    "scrapeconfig": manifests.scrapeconfig_yaml,
 }
 MANIFEST_FORMAT = OpenApiParameter(
     "format",
@@ -55,8 +52,14 @@ MANIFEST_FORMAT = OpenApiParameter(
 )
 
 
-def _errors(*codes: int) -> dict[int, Any]:
-    return {code: ErrorSerializer for code in (400, 401, 403, *codes)}
+# The kinds every Kubernetes route can answer, and those that need the cluster.
+ROUTE = ("authentication_required", "forbidden", "invalid_query", "invalid_namespace")
+CLUSTER = (*ROUTE, NOT_INITIALIZED, UNREACHABLE)
+DEVICE = ("invalid_device_id", "Device not found", "Not found")
+
+
+def _errors(*kinds: str) -> dict[int, Any]:
+    return error_responses(*dict.fromkeys(kinds))
 
 
 def _namespace(value: Any) -> str:
@@ -72,32 +75,25 @@ def _namespace(value: Any) -> str:
     return value
 
 
-class KubeView(ApiView):
+class KubeView(DeviceApiView):
     """A route that needs a Kubernetes client: 503 before anything else when none exists."""
+
+    # (The docstring is the routes' schema description; the bridge's exceptions are
+    # answered by its table, k8sbridge/api/errors.py.)
 
     requires_client = True
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if not hasattr(self, request.method.lower()):
-            self.http_method_not_allowed(request)  # a wrong method is a 405, cluster or not
         self.namespace = _namespace(request.query_params.get("namespace"))
-        if self.requires_client and not client_configured():
-            raise ClientUnavailable()
+        # OPTIONS describes the route; it needs no cluster.
+        if self.requires_client and request.method != "OPTIONS":
+            kube_api()  # raises ClientUnavailable: the contract's 503, saying why
 
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ClientUnavailable):
-            exc = ApiError(503, NOT_INITIALIZED, NOT_INITIALIZED_MESSAGE)
-        elif isinstance(exc, ClusterUnreachable):
-            exc = ApiError(503, UNREACHABLE, str(exc))
-        elif isinstance(exc, KubeError):
-            exc = ApiError(502, "Kubernetes API error", str(exc))
-        return super().handle_exception(exc)
-
-    def device(self, device_id: str):
+    def device(self, device_id: str) -> Device:
         device = selectors.device_get_with_health(device_id=device_id)
         if device is None:
-            raise device_not_found(device_id)
+            raise DeviceNotFound(device_id)
         return device
 
 
@@ -105,11 +101,24 @@ class SyncView(KubeView):
     @extend_schema(
         request=s.SyncRequestSerializer,
         parameters=[NAMESPACE],
-        responses={200: s.SyncResponseSerializer, **_errors(413, 503)},
+        responses={
+            200: s.SyncResponseSerializer,
+            **_errors(
+                *CLUSTER,
+                "Invalid request body",
+                "request_too_large",
+                "validation_error",
+                "Missing required field",
+                API_ERROR,
+            ),
+        },
         tags=["kubernetes"],
-        description="Make the namespace hold the objects of the published devices (level-based).",
     )
     def post(self, request: Request) -> Response:
+        """Make the namespace hold exactly the objects of the published devices: create or
+        update each one's Service, Endpoints and EndpointSlice, delete managed objects nobody
+        wants (level-based; nothing written when nothing differs). The body's `namespace`
+        wins over `?namespace=`; `dry_run` computes the plan and writes nothing."""
         body = self.body()
         namespace = _namespace(body.get("namespace")) if "namespace" in body else self.namespace
         serializer = s.SyncRequestSerializer(data={k: v for k, v in body.items() if k == "dry_run"})
@@ -117,7 +126,7 @@ class SyncView(KubeView):
         result = services.cluster_sync(
             namespace=namespace, dry_run=serializer.validated_data["dry_run"]
         )
-        return Response(result.as_dict())
+        return Response(s.SyncResponseSerializer(result).data)
 
 
 class DeviceSyncView(KubeView):
@@ -125,28 +134,29 @@ class DeviceSyncView(KubeView):
         operation_id="kubernetes_sync_device",
         parameters=[NAMESPACE],
         request=None,
-        responses={200: s.DeviceSyncResponseSerializer, **_errors(404, 503)},
+        responses={200: s.DeviceSyncResponseSerializer, **_errors(*CLUSTER, *DEVICE, API_ERROR)},
         tags=["kubernetes"],
     )
     def post(self, request: Request, device_id: str) -> Response:
+        """Reconcile one device: its objects are created or updated (`changed: false` when
+        they already matched), or removed when it should have none, which is then `failed`
+        with why (`device is not healthy`, `no IP address registered`)."""
         item = services.device_sync(device=self.device(device_id), namespace=self.namespace)
-        body = item.as_dict()
-        # The contract knows created/updated/failed for this route; "already matching" is
-        # reported as updated, with `changed: false`.
-        body["changed"] = item.status != "unchanged"
-        if item.status == "unchanged":
-            body["status"] = "updated"
-        return Response(body)
+        return Response(s.DeviceSyncResponseSerializer(item).data)
 
 
 class StatusView(KubeView):
     @extend_schema(
         parameters=[NAMESPACE],
-        responses={200: s.StatusResponseSerializer, **_errors(502, 503)},
+        responses={200: s.StatusResponseSerializer, **_errors(*CLUSTER, API_ERROR)},
         tags=["kubernetes"],
     )
     def get(self, request: Request) -> Response:
-        return Response(services.cluster_status(namespace=self.namespace))
+        """Which objects exist per device and whether the cluster holds exactly what a sync
+        would leave (a dry run: nothing is written). Objects of devices that are not
+        registered are listed too, and count as unsynced."""
+        status = services.cluster_status(namespace=self.namespace)
+        return Response(s.StatusResponseSerializer(status).data)
 
 
 class HealthView(KubeView):
@@ -154,22 +164,31 @@ class HealthView(KubeView):
 
     @extend_schema(
         parameters=[NAMESPACE],
-        responses={200: s.HealthResponseSerializer, 503: s.HealthUnavailableSerializer,
-                   **_errors()},
+        responses={
+            200: s.HealthResponseSerializer,
+            **_errors(*ROUTE),
+            503: s.HealthUnavailableSerializer,
+        },
         tags=["kubernetes"],
     )
     def get(self, request: Request) -> Response:
-        if not client_configured():
+        """Whether the API server answers, the namespace can be read, and RBAC allows each
+        verb the configured K8S_ENDPOINTS_MODE needs on each kind (SelfSubjectAccessReview);
+        503 with the booleans false when no client can be built."""
+        try:
+            kube_api()
+        except ClientUnavailable as exc:
             raise ApiError(
                 503,
                 NOT_INITIALIZED,
-                NOT_INITIALIZED_MESSAGE,
+                not_initialized_message(exc),
                 kubernetes_available=False,
                 client_initialized=False,
                 namespace_accessible=False,
                 rbac_permissions={},
-            )
-        return Response(services.cluster_health(namespace=self.namespace))
+            ) from None
+        health = inspect.cluster_health(namespace=self.namespace)
+        return Response(s.HealthResponseSerializer(health).data)
 
 
 class YAMLRenderer(BaseRenderer):
@@ -179,8 +198,12 @@ class YAMLRenderer(BaseRenderer):
     format = "yaml"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: dict | None = None) -> bytes:
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: dict | None = None,
+    ) -> bytes:
         return yaml.safe_dump(data, sort_keys=False).encode() if data is not None else b""
 
 
@@ -195,16 +218,18 @@ class ManifestsView(KubeView):
         responses={
             # Typeless: a YAML stream of several documents, or only comment lines.
             (200, "application/yaml"): OpenApiResponse(
-                {"nullable": True, "description": "YAML documents"},
+                {"description": "YAML documents (a stream, or only comment lines)"},
                 description="Multi-document YAML for kubectl apply -f",
             ),
-            **_errors(),
+            **_errors(*ROUTE, "invalid_format"),
         },
         tags=["kubernetes"],
     )
     def get(self, request: Request) -> HttpResponse:
-        """Objects to `kubectl apply`, built from the database alone (no cluster needed)."""
-        name = request.query_params.get("format") or "services"
+        """The objects a sync would write, as YAML for `kubectl apply -f`, built from the
+        database alone (no cluster access needed); `?format=scrapeconfig` gives a
+        Prometheus Operator ScrapeConfig that discovers the devices over HTTP instead."""
+        name = request.query_params.get("format", "services")  # given empty: a mistake
         render = MANIFEST_FORMATS.get(name)
         if render is None:
             raise ApiError(
@@ -220,31 +245,41 @@ class ManifestsView(KubeView):
 class ResourcesView(KubeView):
     @extend_schema(
         parameters=[NAMESPACE],
-        responses={200: s.ResourcesResponseSerializer, **_errors(404, 502, 503)},
+        responses={200: s.ResourcesResponseSerializer, **_errors(*CLUSTER, *DEVICE, API_ERROR)},
         tags=["kubernetes"],
     )
     def get(self, request: Request, device_id: str) -> Response:
-        return Response(
-            services.device_resources(device=self.device(device_id), namespace=self.namespace)
-        )
+        """The device's Service, Endpoints and EndpointSlice as the cluster holds them
+        (three reads by name), and the target Prometheus scrapes through them."""
+        found = inspect.device_resources(device=self.device(device_id), namespace=self.namespace)
+        return Response(s.ResourcesResponseSerializer(found).data)
 
     @extend_schema(
         parameters=[NAMESPACE],
-        responses={200: s.DeleteResourcesResponseSerializer, **_errors(404, 503)},
+        responses={
+            200: s.DeleteResourcesResponseSerializer,
+            **_errors(*CLUSTER, *DEVICE, API_ERROR),
+        },
         tags=["kubernetes"],
     )
     def delete(self, request: Request, device_id: str) -> Response:
+        """Delete the device's objects (objects that are not managed by this server, or that
+        belong to another device, stay: then `failed` with why). A published device gets
+        them back at the next sync."""
         item = services.device_objects_delete(
             device=self.device(device_id), namespace=self.namespace
         )
-        return Response(item.as_dict())
+        return Response(s.DeleteResourcesResponseSerializer(item).data)
 
 
 class CleanupView(KubeView):
     @extend_schema(
         parameters=[NAMESPACE],
-        responses={200: s.CleanupResponseSerializer, **_errors(503)},
+        responses={200: s.CleanupResponseSerializer, **_errors(*CLUSTER, API_ERROR)},
         tags=["kubernetes"],
     )
     def delete(self, request: Request) -> Response:
-        return Response(services.cluster_cleanup(namespace=self.namespace))
+        """Delete every object labelled managed_by=edge-metrics-server in the namespace, and
+        nothing else."""
+        result = services.cluster_cleanup(namespace=self.namespace)
+        return Response(s.CleanupResponseSerializer(result).data)

@@ -57,7 +57,7 @@ def test_sync_is_level_based_on_a_real_cluster(cluster_namespace):
     assert managed(SERVICE, ns) == [service_name("Jetson_Lab.3")]
 
     cleaned = services.cluster_cleanup(namespace=ns)
-    assert len(cleaned["deleted_services"]) == 1
+    assert len(cleaned.deleted_services) == 1
     assert managed(SERVICE, ns) == []
 
 

@@ -52,8 +52,9 @@ def add_device(
     return Device.objects.select_related("health").get(pk=device_id)
 
 
-def set_status(device_id: str, status: str, *, ip: str | None = None, port: int | None = None
-               ) -> None:
+def set_status(
+    device_id: str, status: str, *, ip: str | None = None, port: int | None = None
+) -> None:
     DeviceHealth.objects.filter(device_id=device_id).update(status=status)
     changes = {}
     if ip is not None:

@@ -1,10 +1,11 @@
 """Compare the two ways `GET /config/{id}` can be answered, in a process of its own.
 
-`python -m tests.support.hotpath_parity DB_PATH` serves a fresh SQLite file (where the
-per-process config cache works; the suite's in-memory test database has none), calls
-each case both through Django's application and through the wrapped one gunicorn serves
-(edgeserver.wsgi), and prints one JSON object per case: whether the fast path answered,
-and both answers. tests/test_hotpath.py judges them.
+`python -m tests.support.hotpath_parity DB_PATH` serves a fresh SQLite file, and for each
+case builds the applications as a worker starting under the case's settings would: Django's
+own, and the wrapped one gunicorn serves (edgeserver.wsgi). It calls the wrapped one three
+times (the fast path learns from Django's first two answers) and Django's once, and prints
+one JSON object per case: whether the fast path answered the third call, and both answers.
+tests/test_hotpath.py judges them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ CASES: list[dict[str, Any]] = [
     {"name": "caller's request id", "environ": {"HTTP_X_REQUEST_ID": "req-42"}},
     {"name": "forwarded, untrusted peer", "environ": {"HTTP_X_FORWARDED_FOR": "10.1.2.3"}},
     {"name": "host with port", "environ": {"HTTP_HOST": "edge.example:8081"}},
+    {"name": "no host header", "environ": {"HTTP_HOST": None}},
+    {"name": "origin", "environ": {"HTTP_ORIGIN": "http://dash.example"}},
     {"name": "frame options", "settings": {"X_FRAME_OPTIONS": "sameorigin"}},
     {
         "name": "referrer policy list",
@@ -34,16 +37,20 @@ CASES: list[dict[str, Any]] = [
         },
     },
     {"name": "open auth mode", "settings": {"AUTH_MODE": "open"}},
+    {"name": "contacts stored in the request", "settings": {"CONTACT_FLUSH_INTERVAL": 0}},
+    {"name": "debug", "settings": {"DEBUG": True}},
+    # Middleware the fast path knows nothing of: what they add is learned and replayed.
+    {"name": "another middleware", "middleware": "tests.support.hotpath_parity.PoweredBy"},
+    {"name": "gzip middleware", "middleware": "django.middleware.gzip.GZipMiddleware"},
+    {"name": "not cached yet", "warm": False},
     # Cached, but recording the caller fails: Django answers (its 500, in the error shape).
     {"name": "contact recording fails", "fault": True},
     # Django answers these.
     {"name": "bearer token", "delegated": True, "environ": {"HTTP_AUTHORIZATION": "Bearer x"}},
     {"name": "cookie", "delegated": True, "environ": {"HTTP_COOKIE": "sessionid=abc"}},
-    {"name": "origin", "delegated": True, "environ": {"HTTP_ORIGIN": "http://dash.example"}},
     {"name": "query", "delegated": True, "environ": {"QUERY_STRING": "x=1"}},
     {"name": "if-none-match", "delegated": True, "environ": {"HTTP_IF_NONE_MATCH": '"1"'}},
     {"name": "head", "delegated": True, "environ": {"REQUEST_METHOD": "HEAD"}},
-    {"name": "no host header", "delegated": True, "environ": {"HTTP_HOST": None}},
     {
         "name": "host not allowed",
         "delegated": True,
@@ -54,21 +61,45 @@ CASES: list[dict[str, Any]] = [
     {"name": "invalid id", "delegated": True, "path": "/config/bad..id"},
     {"name": "history route", "delegated": True, "path": "/config/edge-01/history"},
     {"name": "path token route", "delegated": True, "path": "/d/sometoken/config/edge-01"},
-    {"name": "not cached yet", "delegated": True, "warm": False},
     {
         "name": "registration by token",
         "delegated": True,
         "settings": {"DEVICE_REGISTRATION": "token"},
     },
-    {
-        "name": "contacts stored in the request",
-        "delegated": True,
-        "settings": {"CONTACT_FLUSH_INTERVAL": 0},
-    },
-    {"name": "debug", "delegated": True, "settings": {"DEBUG": True}},
     {"name": "https redirect", "delegated": True, "settings": {"SECURE_SSL_REDIRECT": True}},
-    {"name": "another middleware", "delegated": True, "extra_middleware": True},
+    # A header that changes on every answer cannot be replayed: Django keeps answering.
+    {
+        "name": "a header that changes per answer",
+        "delegated": True,
+        "middleware": "tests.support.hotpath_parity.NonceMiddleware",
+    },
 ]
+
+
+class PoweredBy:
+    """Adds the same header to every response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["X-Powered-By"] = "edge"
+        return response
+
+
+class NonceMiddleware:
+    """Adds a header whose value differs on every response (a CSP nonce, say)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        import secrets
+
+        response = self.get_response(request)
+        response["X-Nonce"] = secrets.token_hex(8)
+        return response
 
 
 def environ_for(method: str, path: str, body: bytes = b"", **extra: Any) -> dict[str, Any]:
@@ -134,14 +165,14 @@ def main(db_path: str) -> None:
 
     from django.core.handlers.wsgi import WSGIHandler
 
-    from devices import services
-    from devices.api import hotpath
-    from devices.choices import TokenKind
-    from devices.configcache import served_configs
-    from devices.tokens import api_token_create
-    from edgeserver.wsgi import ServedConfigFastPath, django_application
+    from devices import served
+    from devices.api.hotpath import ServedConfigFastPath
+    from devices.served import served_configs
+    from edgeserver.wsgi import django_application
+    from users.choices import TokenKind
+    from users.tokens import api_token_create
 
-    record_contact = services.device_contact_record
+    record_contact = served.device_contact_record
     _, token = api_token_create(name="parity", kind=TokenKind.OPERATOR)
     document = {
         "device_type": "jetson_orin",
@@ -162,11 +193,8 @@ def main(db_path: str) -> None:
 
     for case in CASES:
         overrides = dict(case.get("settings", {}))
-        if case.get("extra_middleware"):
-            overrides["MIDDLEWARE"] = [
-                *settings.MIDDLEWARE,
-                "django.middleware.gzip.GZipMiddleware",
-            ]
+        if case.get("middleware"):
+            overrides["MIDDLEWARE"] = [*settings.MIDDLEWARE, case["middleware"]]
         with override_settings(**overrides):
             # Both applications as a process starting under these settings builds them
             # (Django's middleware reads its settings once, when it is loaded).
@@ -174,17 +202,19 @@ def main(db_path: str) -> None:
             wrapped_app = ServedConfigFastPath(plain_app)
             served_configs.clear()
             path = case.get("path", "/config/edge-01")
-            extra = case.get("environ", {})
-            if case.get("warm", True):  # a first answer through Django fills the cache
-                call(plain_app, environ_for("GET", "/config/edge-01"))
-            fast = hotpath.cached_answer(environ_for("GET", path, **extra)) is not None
+            extra = dict(case.get("environ", {}))
+            method = extra.pop("REQUEST_METHOD", "GET")
+            for _ in range(2):  # the fast path learns from Django's answers
+                call(wrapped_app, environ_for(method, path, **extra))
+            if not case.get("warm", True):
+                served_configs.clear()  # the third call loads the config itself
             if case.get("fault"):
-                services.device_contact_record = _failing_contact_record
-            method = extra.get("REQUEST_METHOD", "GET")
-            extra = {k: v for k, v in extra.items() if k != "REQUEST_METHOD"}
+                served.device_contact_record = _failing_contact_record
+            answered = wrapped_app.answered_here
             wrapped = call(wrapped_app, environ_for(method, path, **extra))
+            fast = wrapped_app.answered_here > answered
             plain = call(plain_app, environ_for(method, path, **extra))
-            services.device_contact_record = record_contact
+            served.device_contact_record = record_contact
         print(json.dumps({"case": case, "fast": fast, "wrapped": wrapped, "django": plain}))
 
 

@@ -51,9 +51,7 @@ RESOURCES = {
 
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-)
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
@@ -141,18 +139,29 @@ def _name_problems(resource: str, name: Any) -> list[tuple[str, str]]:
         return [("metadata.name", "Required value: name or generateName is required")]
     if resource == "services":
         if len(name) > 63:
-            return [("metadata.name", f'Invalid value: "{name}": must be no more than 63 '
-                     "characters")]
+            return [
+                ("metadata.name", f'Invalid value: "{name}": must be no more than 63 characters')
+            ]
         if not _DNS1035_LABEL.fullmatch(name):
-            return [("metadata.name", f'Invalid value: "{name}": a DNS-1035 label must consist'
-                     " of lower case alphanumeric characters or '-', start with an alphabetic"
-                     " character, and end with an alphanumeric character (regex used for "
-                     "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")]
+            return [
+                (
+                    "metadata.name",
+                    f'Invalid value: "{name}": a DNS-1035 label must consist'
+                    " of lower case alphanumeric characters or '-', start with an alphabetic"
+                    " character, and end with an alphanumeric character (regex used for "
+                    "validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+                )
+            ]
         return []
     if len(name) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(name):
-        return [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain '
-                 "must consist of lower case alphanumeric characters, '-' or '.', and must "
-                 "start and end with an alphanumeric character")]
+        return [
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 subdomain '
+                "must consist of lower case alphanumeric characters, '-' or '.', and must "
+                "start and end with an alphanumeric character",
+            )
+        ]
     return []
 
 
@@ -160,12 +169,16 @@ def _qualified_key_problems(path: str, key: str) -> list[tuple[str, str]]:
     prefix, _, name = key.rpartition("/")
     problems = []
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
-        problems.append((path, f'Invalid value: "{key}": prefix part must be a DNS-1123 '
-                         "subdomain"))
+        problems.append((path, f'Invalid value: "{key}": prefix part must be a DNS-1123 subdomain'))
     if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
-        problems.append((path, f'Invalid value: "{key}": name part must consist of '
-                         "alphanumeric characters, '-', '_' or '.', and must start and end "
-                         "with an alphanumeric character"))
+        problems.append(
+            (
+                path,
+                f'Invalid value: "{key}": name part must consist of '
+                "alphanumeric characters, '-', '_' or '.', and must start and end "
+                "with an alphanumeric character",
+            )
+        )
     return problems
 
 
@@ -176,18 +189,23 @@ def _metadata_problems(metadata: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(value, str):
             problems.append(("metadata.labels", f"Invalid value: {value!r}: must be a string"))
         elif len(value) > 63:
-            problems.append(("metadata.labels", f'Invalid value: "{value}": must be no more '
-                             "than 63 characters"))
+            problems.append(
+                ("metadata.labels", f'Invalid value: "{value}": must be no more than 63 characters')
+            )
         elif not _LABEL_VALUE.fullmatch(value):
-            problems.append(("metadata.labels", f'Invalid value: "{value}": a valid label must'
-                             " be an empty string or consist of alphanumeric characters, '-',"
-                             " '_' or '.', and must start and end with an alphanumeric "
-                             "character"))
+            problems.append(
+                (
+                    "metadata.labels",
+                    f'Invalid value: "{value}": a valid label must'
+                    " be an empty string or consist of alphanumeric characters, '-',"
+                    " '_' or '.', and must start and end with an alphanumeric "
+                    "character",
+                )
+            )
     for key, value in (metadata.get("annotations") or {}).items():
         problems += _qualified_key_problems("metadata.annotations", key)
         if not isinstance(value, str):
-            problems.append(("metadata.annotations", f"Invalid value: {value!r}: must be a "
-                             "string"))
+            problems.append(("metadata.annotations", f"Invalid value: {value!r}: must be a string"))
     return problems
 
 
@@ -202,18 +220,34 @@ def _special_ip_problem(path: str, value: Any, family: int | None = None) -> lis
     if address.is_unspecified:
         return [(path, f'Invalid value: "{value}": may not be unspecified (0.0.0.0, ::)')]
     if address.is_loopback:
-        return [(path, f'Invalid value: "{value}": may not be in the loopback range '
-                 "(127.0.0.0/8, ::1/128)")]
+        return [
+            (
+                path,
+                f'Invalid value: "{value}": may not be in the loopback range '
+                "(127.0.0.0/8, ::1/128)",
+            )
+        ]
     if address.is_link_local:
-        return [(path, f'Invalid value: "{value}": may not be in the link-local range '
-                 "(169.254.0.0/16, fe80::/10)")]
+        return [
+            (
+                path,
+                f'Invalid value: "{value}": may not be in the link-local range '
+                "(169.254.0.0/16, fe80::/10)",
+            )
+        ]
     link_local_multicast = (
-        ipaddress.ip_network("224.0.0.0/24") if address.version == 4
+        ipaddress.ip_network("224.0.0.0/24")
+        if address.version == 4
         else ipaddress.ip_network("ff02::/16")
     )
     if address in link_local_multicast:
-        return [(path, f'Invalid value: "{value}": may not be in the link-local multicast '
-                 "range (224.0.0.0/24, ff02::/16)")]
+        return [
+            (
+                path,
+                f'Invalid value: "{value}": may not be in the link-local multicast '
+                "range (224.0.0.0/24, ff02::/16)",
+            )
+        ]
     return []
 
 
@@ -222,8 +256,12 @@ def _port_problems(path: str, ports: Any, *, name_required: bool) -> list[tuple[
     for i, port in enumerate(ports or []):
         number = port.get("port")
         if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
-            problems.append((f"{path}[{i}].port", f"Invalid value: {number!r}: must be between "
-                             "1 and 65535, inclusive"))
+            problems.append(
+                (
+                    f"{path}[{i}].port",
+                    f"Invalid value: {number!r}: must be between 1 and 65535, inclusive",
+                )
+            )
         if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
             problems.append((f"{path}[{i}].protocol", "Unsupported value"))
         name = port.get("name")
@@ -254,14 +292,20 @@ def _spec_problems(resource: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
                         f"subsets[{i}].{key}[{j}].ip", address.get("ip")
                     )
             problems += _port_problems(
-                f"subsets[{i}].ports", subset.get("ports"),
+                f"subsets[{i}].ports",
+                subset.get("ports"),
                 name_required=len(subset.get("ports") or []) > 1,
             )
     else:
         address_type = obj.get("addressType")
         if address_type not in ("IPv4", "IPv6", "FQDN"):
-            problems.append(("addressType", f'Unsupported value: "{address_type}": supported '
-                             'values: "FQDN", "IPv4", "IPv6"'))
+            problems.append(
+                (
+                    "addressType",
+                    f'Unsupported value: "{address_type}": supported '
+                    'values: "FQDN", "IPv4", "IPv6"',
+                )
+            )
         family = {"IPv4": 4, "IPv6": 6}.get(address_type)
         for i, endpoint in enumerate(obj.get("endpoints") or []):
             addresses = endpoint.get("addresses") or []
@@ -317,8 +361,9 @@ def _requirements(selector: str) -> list[tuple[str, str, list[str]]]:
             requirements.append(("exists", part, []))
     for _, key, _ in requirements:
         if _qualified_key_problems("labelSelector", key):
-            raise ApiFailure(400, "BadRequest", f"unable to parse requirement: invalid label "
-                             f"key {key!r}")
+            raise ApiFailure(
+                400, "BadRequest", f"unable to parse requirement: invalid label key {key!r}"
+            )
     return requirements
 
 
@@ -377,8 +422,9 @@ class FakeKubeApi:
                 "status": {"phase": "Active"},
             }
 
-    def put(self, resource: str, namespace: str, obj: dict[str, Any], *, manager: str = "kubectl"
-            ) -> dict[str, Any]:
+    def put(
+        self, resource: str, namespace: str, obj: dict[str, Any], *, manager: str = "kubectl"
+    ) -> dict[str, Any]:
         """Store an object as another client would have created it (not logged)."""
         with self.lock:
             body = copy.deepcopy(obj)
@@ -397,14 +443,28 @@ class FakeKubeApi:
     def objects(self, resource: str, namespace: str = "monitoring") -> list[dict[str, Any]]:
         return [self.get(resource, namespace, name) for name in self.names(resource, namespace)]
 
-    def fail(self, verb: str, resource: str, name: str | None = None, *, code: int = 403,
-             times: int | None = None) -> None:
+    def fail(
+        self,
+        verb: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        code: int = 403,
+        times: int | None = None,
+    ) -> None:
         """Answer matching requests with `code` (403, 409, 500, ...), `times` times or always."""
         with self.lock:
             self.faults.append(Fault(verb, resource, name, code, times))
 
-    def stall(self, verb: str, resource: str, name: str | None = None, *, seconds: float = 10.0,
-              times: int | None = None) -> None:
+    def stall(
+        self,
+        verb: str,
+        resource: str,
+        name: str | None = None,
+        *,
+        seconds: float = 10.0,
+        times: int | None = None,
+    ) -> None:
         """Never answer matching requests (for `seconds`, then drop the connection); they
         are not carried out, like a request lost in a partitioned network."""
         with self.lock:
@@ -413,7 +473,8 @@ class FakeKubeApi:
     def requests(self, verb: str | None = None, resource: str | None = None) -> list[Call]:
         with self.lock:
             return [
-                c for c in self.calls
+                c
+                for c in self.calls
                 if (verb is None or c.verb == verb) and (resource is None or c.resource == resource)
             ]
 
@@ -432,8 +493,10 @@ class FakeKubeApi:
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
             "users": [{"name": "fake", "user": {"token": TOKEN}}],
             "contexts": [
-                {"name": "fake", "context": {"cluster": "fake", "user": "fake",
-                                             "namespace": namespace}}
+                {
+                    "name": "fake",
+                    "context": {"cluster": "fake", "user": "fake", "namespace": namespace},
+                }
             ],
             "current-context": "fake",
         }
@@ -459,8 +522,10 @@ class FakeKubeApi:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-            name="fake-kube-api", daemon=True,
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="fake-kube-api",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -516,8 +581,10 @@ class FakeKubeApi:
         segments = [unquote(s) for s in path.strip("/").split("/")]
         if segments[:2] == ["api", "v1"]:
             rest = segments[2:]
-        elif segments[:3] in (["apis", "discovery.k8s.io", "v1"],
-                              ["apis", "authorization.k8s.io", "v1"]):
+        elif segments[:3] in (
+            ["apis", "discovery.k8s.io", "v1"],
+            ["apis", "authorization.k8s.io", "v1"],
+        ):
             rest = segments[3:]
         else:
             return None, None, None
@@ -546,8 +613,9 @@ class FakeKubeApi:
                     return fault
         return None
 
-    def _answer(self, handler: BaseHTTPRequestHandler, call: Call, raw: bytes
-                ) -> tuple[int, dict[str, Any]]:
+    def _answer(
+        self, handler: BaseHTTPRequestHandler, call: Call, raw: bytes
+    ) -> tuple[int, dict[str, Any]]:
         auth = handler.headers.get("Authorization") or ""
         if auth != f"Bearer {TOKEN}":
             return 401, ApiFailure(401, "Unauthorized", "Unauthorized").status()
@@ -569,23 +637,31 @@ class FakeKubeApi:
         if fault.code == 403:
             scope = f' in the namespace "{call.namespace}"' if call.namespace else ""
             return ApiFailure(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 f'{target} is forbidden: User "{USER}" cannot {call.verb} resource '
                 f'"{call.resource}" in API group "{group}"{scope}',
                 {"name": call.name or "", "kind": call.resource},
             )
         if fault.code == 409:
             return ApiFailure(
-                409, "Conflict",
+                409,
+                "Conflict",
                 f"Operation cannot be fulfilled on {target}: the object has been modified; "
                 "please apply your changes to the latest version and try again",
                 {"name": call.name or "", "kind": call.resource},
             )
         if fault.code == 429:
-            return ApiFailure(429, "TooManyRequests", "the server has received too many "
-                              "requests and has asked us to try again later")
-        return ApiFailure(fault.code, "InternalError",
-                          f"Internal error occurred: injected failure of {call.verb} {target}")
+            return ApiFailure(
+                429,
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later",
+            )
+        return ApiFailure(
+            fault.code,
+            "InternalError",
+            f"Internal error occurred: injected failure of {call.verb} {target}",
+        )
 
     def _dispatch(self, call: Call, raw: bytes) -> tuple[int, dict[str, Any]]:
         if call.resource == "selfsubjectaccessreviews" and call.verb == "create":
@@ -602,23 +678,36 @@ class FakeKubeApi:
             if call.verb == "create":
                 body = json.loads(raw or b"{}")
                 if body.get("metadata", {}).get("namespace", call.namespace) != call.namespace:
-                    raise ApiFailure(400, "BadRequest", "the namespace of the provided object "
-                                     "does not match the namespace sent on the request")
-                return 201, self._create(call.resource, call.namespace, body,
-                                         manager=call.query.get("fieldManager", "unknown"),
-                                         operation="Update")
+                    raise ApiFailure(
+                        400,
+                        "BadRequest",
+                        "the namespace of the provided object "
+                        "does not match the namespace sent on the request",
+                    )
+                return 201, self._create(
+                    call.resource,
+                    call.namespace,
+                    body,
+                    manager=call.query.get("fieldManager", "unknown"),
+                    operation="Update",
+                )
             if call.verb == "patch":
                 return self._apply(call, raw)
             if call.verb == "delete":
                 return 200, self._delete(call.resource, call.namespace, call.name)
-        raise ApiFailure(405, "MethodNotAllowed", "the server does not allow this method on the "
-                         "requested resource")
+        raise ApiFailure(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
 
     def _access_review(self, review: dict[str, Any]) -> dict[str, Any]:
         attributes = (review.get("spec") or {}).get("resourceAttributes") or {}
         denied = any(
-            f.code == 403 and f.verb == attributes.get("verb")
-            and f.resource == attributes.get("resource") and f.name is None
+            f.code == 403
+            and f.verb == attributes.get("verb")
+            and f.resource == attributes.get("resource")
+            and f.name is None
             and (f.times is None or f.times > 0)
             for f in self.faults
         )
@@ -631,10 +720,13 @@ class FakeKubeApi:
         with self.lock:
             if call.verb == "get":
                 if call.name not in self.namespaces:
-                    raise ApiFailure(404, "NotFound", f'namespaces "{call.name}" not found',
-                                     {"name": call.name, "kind": "namespaces"})
-                return 200, {"kind": "Namespace", "apiVersion": "v1",
-                             **self.namespaces[call.name]}
+                    raise ApiFailure(
+                        404,
+                        "NotFound",
+                        f'namespaces "{call.name}" not found',
+                        {"name": call.name, "kind": "namespaces"},
+                    )
+                return 200, {"kind": "Namespace", "apiVersion": "v1", **self.namespaces[call.name]}
             if call.verb == "create":
                 name = (json.loads(raw or b"{}").get("metadata") or {}).get("name")
                 if name in self.namespaces:
@@ -646,20 +738,29 @@ class FakeKubeApi:
                     raise ApiFailure(404, "NotFound", f'namespaces "{call.name}" not found')
                 for key in [k for k in self.store if k[1] == call.name]:
                     del self.store[key]
-                return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                             "status": "Success", "details": {"name": call.name,
-                                                              "kind": "namespaces"}}
+                return 200, {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {"name": call.name, "kind": "namespaces"},
+                }
             if call.verb == "list":
-                return 200, {"kind": "NamespaceList", "apiVersion": "v1",
-                             "metadata": {"resourceVersion": str(self._resource_version)},
-                             "items": list(self.namespaces.values())}
+                return 200, {
+                    "kind": "NamespaceList",
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(self._resource_version)},
+                    "items": list(self.namespaces.values()),
+                }
         raise ApiFailure(405, "MethodNotAllowed", "not supported by the fake")
 
     def _stored(self, call: Call) -> _Stored:
         stored = self.store.get((call.resource, call.namespace, call.name))
         if stored is None:
             raise ApiFailure(
-                404, "NotFound", f'{call.resource} "{call.name}" not found',
+                404,
+                "NotFound",
+                f'{call.resource} "{call.name}" not found',
                 {"name": call.name, "kind": call.resource},
             )
         return stored
@@ -685,15 +786,16 @@ class FakeKubeApi:
             "items": items,
         }
 
-    def _validate(self, resource: str, obj: dict[str, Any],
-                  old: dict[str, Any] | None) -> None:
+    def _validate(self, resource: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         kind = RESOURCES[resource][2]
         metadata = obj.get("metadata") or {}
         problems = _name_problems(resource, metadata.get("name"))
         problems += _metadata_problems(metadata)
         problems += _spec_problems(resource, obj)
-        if old is not None and resource == "endpointslices" and (
-            old.get("addressType") != obj.get("addressType")
+        if (
+            old is not None
+            and resource == "endpointslices"
+            and (old.get("addressType") != obj.get("addressType"))
         ):
             problems.append(("addressType", "Invalid value: field is immutable"))
         if old is not None and resource == "services":
@@ -725,29 +827,46 @@ class FakeKubeApi:
 
     def _require_namespace(self, namespace: str) -> None:
         if namespace not in self.namespaces:
-            raise ApiFailure(404, "NotFound", f'namespaces "{namespace}" not found',
-                             {"name": namespace, "kind": "namespaces"})
+            raise ApiFailure(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )
 
-    def _managed_fields(self, stored: _Stored, manager: str, operation: str, api_version: str
-                        ) -> None:
+    def _managed_fields(
+        self, stored: _Stored, manager: str, operation: str, api_version: str
+    ) -> None:
         entries = [
-            e for e in stored.obj["metadata"].get("managedFields") or []
+            e
+            for e in stored.obj["metadata"].get("managedFields") or []
             if e.get("manager") != manager
         ]
-        entries.append({
-            "manager": manager, "operation": operation, "apiVersion": api_version,
-            "time": _now(), "fieldsType": "FieldsV1", "fieldsV1": {},
-        })
+        entries.append(
+            {
+                "manager": manager,
+                "operation": operation,
+                "apiVersion": api_version,
+                "time": _now(),
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {},
+            }
+        )
         stored.obj["metadata"]["managedFields"] = entries
 
-    def _create(self, resource: str, namespace: str, body: dict[str, Any], *, manager: str,
-                operation: str) -> dict[str, Any]:
+    def _create(
+        self, resource: str, namespace: str, body: dict[str, Any], *, manager: str, operation: str
+    ) -> dict[str, Any]:
         self._require_namespace(namespace)
         group, version, kind = RESOURCES[resource]
         name = (body.get("metadata") or {}).get("name")
         if (resource, namespace, name) in self.store:
-            raise ApiFailure(409, "AlreadyExists", f'{resource} "{name}" already exists',
-                             {"name": name, "kind": resource})
+            raise ApiFailure(
+                409,
+                "AlreadyExists",
+                f'{resource} "{name}" already exists',
+                {"name": name, "kind": resource},
+            )
         obj = copy.deepcopy(body)
         for key in ("labels", "annotations"):  # empty maps are omitted, as in the real API
             if not (obj.get("metadata") or {}).get(key):
@@ -771,13 +890,21 @@ class FakeKubeApi:
 
     def _apply(self, call: Call, raw: bytes) -> tuple[int, dict[str, Any]]:
         if call.content_type != "application/apply-patch+yaml":
-            raise ApiFailure(415, "UnsupportedMediaType", f"the body of the request was in an "
-                             f"unknown format - accepted media types include: "
-                             f"application/apply-patch+yaml (got {call.content_type!r})")
+            raise ApiFailure(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an "
+                f"unknown format - accepted media types include: "
+                f"application/apply-patch+yaml (got {call.content_type!r})",
+            )
         manager = call.query.get("fieldManager")
         if not manager:
-            raise ApiFailure(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: '
-                             "fieldManager: Required value: is required for apply patch")
+            raise ApiFailure(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: '
+                "fieldManager: Required value: is required for apply patch",
+            )
         try:
             body = yaml.safe_load(raw.decode() or "{}")
         except yaml.YAMLError as exc:
@@ -785,27 +912,41 @@ class FakeKubeApi:
         group, version, kind = RESOURCES[call.resource]
         api_version = f"{group}/{version}" if group else version
         if body.get("apiVersion") != api_version or body.get("kind") != kind:
-            raise ApiFailure(400, "BadRequest", f"apiVersion and kind must be {api_version} "
-                             f"{kind}, got {body.get('apiVersion')} {body.get('kind')}")
+            raise ApiFailure(
+                400,
+                "BadRequest",
+                f"apiVersion and kind must be {api_version} "
+                f"{kind}, got {body.get('apiVersion')} {body.get('kind')}",
+            )
         metadata = body.get("metadata") or {}
         if metadata.get("name") != call.name:
-            raise ApiFailure(400, "BadRequest", f"the name of the object "
-                             f"({metadata.get('name')}) does not match the name on the URL "
-                             f"({call.name})")
+            raise ApiFailure(
+                400,
+                "BadRequest",
+                f"the name of the object "
+                f"({metadata.get('name')}) does not match the name on the URL "
+                f"({call.name})",
+            )
         if metadata.get("namespace", call.namespace) != call.namespace:
-            raise ApiFailure(400, "BadRequest", "the namespace of the provided object does not "
-                             "match the namespace sent on the request")
+            raise ApiFailure(
+                400,
+                "BadRequest",
+                "the namespace of the provided object does not "
+                "match the namespace sent on the request",
+            )
         stored = self.store.get((call.resource, call.namespace, call.name))
         if stored is None:
-            return 201, self._create(call.resource, call.namespace, body, manager=manager,
-                                     operation="Apply")
+            return 201, self._create(
+                call.resource, call.namespace, body, manager=manager, operation="Apply"
+            )
         force = call.query.get("force") in ("true", "True")
-        others = {
-            e.get("manager") for e in stored.obj["metadata"].get("managedFields") or []
-        } - {manager}
+        others = {e.get("manager") for e in stored.obj["metadata"].get("managedFields") or []} - {
+            manager
+        }
         if others and not force:
             raise ApiFailure(
-                409, "Conflict",
+                409,
+                "Conflict",
                 f"Apply failed with conflicts: conflict with {sorted(others)[0]!r}",
                 {"name": call.name, "kind": call.resource},
             )
@@ -817,7 +958,8 @@ class FakeKubeApi:
         def content(obj: dict[str, Any]) -> dict[str, Any]:
             view = {k: copy.deepcopy(obj.get(k)) for k in comparable}
             view["metadata"] = {
-                k: v for k, v in (view["metadata"] or {}).items()
+                k: v
+                for k, v in (view["metadata"] or {}).items()
                 if k not in ("managedFields", "resourceVersion")
             }
             return view
@@ -833,8 +975,7 @@ class FakeKubeApi:
                 # Forcing takes the fields over: other managers lose them (simplified:
                 # they no longer appear as managers of this object).
                 stored.obj["metadata"]["managedFields"] = [
-                    e for e in stored.obj["metadata"]["managedFields"]
-                    if e["manager"] == manager
+                    e for e in stored.obj["metadata"]["managedFields"] if e["manager"] == manager
                 ]
         return 200, copy.deepcopy(stored.obj)
 
@@ -878,8 +1019,9 @@ class FakeKubeApi:
     def _delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
         stored = self.store.pop((resource, namespace, name), None)
         if stored is None:
-            raise ApiFailure(404, "NotFound", f'{resource} "{name}" not found',
-                             {"name": name, "kind": resource})
+            raise ApiFailure(
+                404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource}
+            )
         self._bump()
         uid = stored.obj["metadata"]["uid"]
         # The garbage collector removes dependents of a deleted owner (here: at once).

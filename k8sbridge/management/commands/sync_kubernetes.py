@@ -16,15 +16,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from devices.models import Device
+from k8sbridge.api.errors import NOT_INITIALIZED, UNREACHABLE, not_initialized_message
+from k8sbridge.api.serializers import CleanupResponseSerializer, SyncResponseSerializer
 from k8sbridge.choices import SyncTrigger
-from k8sbridge.client import ClientUnavailable
+from k8sbridge.exceptions import ClientUnavailable, ClusterUnreachable
 from k8sbridge.objects import is_namespace_name
-from k8sbridge.services import (
-    ClusterUnreachable,
-    SyncResult,
-    cluster_cleanup,
-    cluster_sync,
-)
+from k8sbridge.results import SyncResult
+from k8sbridge.services import cluster_cleanup, cluster_sync
 
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 2
 # Below this many devices a sync is quick enough that a progress bar would only flicker.
@@ -45,16 +43,29 @@ class Command(BaseCommand):
         self.stop_requested = threading.Event()
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--namespace", default=None,
-                            help="Namespace (default K8S_NAMESPACE, `monitoring`)")
-        parser.add_argument("--device", action="append", dest="device_ids", metavar="ID",
-                            help="Sync only this device (repeatable)")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="Print the plan; write nothing")
-        parser.add_argument("--cleanup", action="store_true",
-                            help="Delete every object labelled managed_by=edge-metrics-server")
-        parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                            help="Run again every SECONDS until stopped (SIGTERM/SIGINT)")
+        parser.add_argument(
+            "--namespace", default=None, help="Namespace (default K8S_NAMESPACE, `monitoring`)"
+        )
+        parser.add_argument(
+            "--device",
+            action="append",
+            dest="device_ids",
+            metavar="ID",
+            help="Sync only this device (repeatable)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Print the plan; write nothing")
+        parser.add_argument(
+            "--cleanup",
+            action="store_true",
+            help="Delete every object labelled managed_by=edge-metrics-server",
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Run again every SECONDS until stopped (SIGTERM/SIGINT)",
+        )
         parser.add_argument("--output", choices=("text", "json"), default="text")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -90,21 +101,28 @@ class Command(BaseCommand):
                 return self._cleanup(namespace, options)
             return self._sync(namespace, options)
         except ClientUnavailable as exc:
-            self.stderr.write(f"Kubernetes client not initialized: {exc}")
+            error, message = NOT_INITIALIZED, not_initialized_message(exc)
         except ClusterUnreachable as exc:
-            self.stderr.write(f"Kubernetes API unreachable: {exc}")
+            error, message = UNREACHABLE, str(exc)
+        self.stderr.write(f"{error}: {message}")
+        if options["output"] == "json":
+            # A JSON consumer gets a JSON document whatever happened: the error shape.
+            body = {"error": error, "message": message, "namespace": namespace}
+            self.stdout.write(json.dumps(body, indent=2))
         return EXIT_UNREACHABLE
 
     def _sync(self, namespace: str, options: dict[str, Any]) -> int:
         device_ids = options["device_ids"]
         unknown = []
         if device_ids:
-            known = set(Device.objects.filter(device_id__in=device_ids)
-                        .values_list("device_id", flat=True))
+            known = set(
+                Device.objects.filter(device_id__in=device_ids).values_list("device_id", flat=True)
+            )
             unknown = [d for d in device_ids if d not in known]
         count = len(device_ids) if device_ids else Device.objects.count()
-        show_bar = (options["output"] == "text" and self.stdout.isatty()
-                    and count >= PROGRESS_MIN_DEVICES)
+        show_bar = (
+            options["output"] == "text" and self.stdout.isatty() and count >= PROGRESS_MIN_DEVICES
+        )
         result = cluster_sync(
             namespace=namespace,
             device_ids=device_ids,
@@ -115,7 +133,7 @@ class Command(BaseCommand):
         if show_bar:
             self.stdout.write("\r" + " " * (BAR_WIDTH + 30) + "\r", ending="")
         if options["output"] == "json":
-            body = result.as_dict()
+            body = dict(SyncResponseSerializer(result).data)
             if unknown:
                 body["unknown_devices"] = unknown
             self.stdout.write(json.dumps(body, indent=2))
@@ -131,8 +149,11 @@ class Command(BaseCommand):
 
     def _summary(self, result: SyncResult, unknown: list[str]) -> None:
         out = self.stdout
-        title = "Kubernetes sync plan (dry run, nothing written)" if result.dry_run else (
-            "Kubernetes sync")
+        title = (
+            "Kubernetes sync plan (dry run, nothing written)"
+            if result.dry_run
+            else ("Kubernetes sync")
+        )
         out.write(
             f"{title} of namespace {result.namespace} "
             f"(K8S_ENDPOINTS_MODE={settings.K8S_ENDPOINTS_MODE}, "
@@ -161,18 +182,19 @@ class Command(BaseCommand):
             namespace=namespace, dry_run=options["dry_run"], trigger=SyncTrigger.COMMAND
         )
         if options["output"] == "json":
-            self.stdout.write(json.dumps(result, indent=2))
+            self.stdout.write(json.dumps(CleanupResponseSerializer(result).data, indent=2))
         else:
             verb = "would delete" if options["dry_run"] else "deleted"
             self.stdout.write(
                 f"Kubernetes cleanup of namespace {namespace}: {verb} "
-                f"{len(result['deleted_services'])} Services, "
-                f"{len(result['deleted_endpoints'])} Endpoints, "
-                f"{len(result['deleted_endpointslices'])} EndpointSlices"
+                f"{len(result.deleted_services)} Services, "
+                f"{len(result.deleted_endpoints)} Endpoints, "
+                f"{len(result.deleted_endpointslices)} EndpointSlices"
             )
-            for message in result["errors"]:
+            for message in result.errors:
                 self.stdout.write(self.style.ERROR(f"error: {message}"))
-            for failure in result["failed"]:
-                self.stdout.write(self.style.ERROR(
-                    f"failed: {failure['kind']} {failure['name']}: {failure['error']}"))
-        return EXIT_FAILED if (result["failed"] or result["errors"]) else EXIT_OK
+            for failure in result.failed:
+                self.stdout.write(
+                    self.style.ERROR(f"failed: {failure.kind} {failure.name}: {failure.error}")
+                )
+        return EXIT_OK if result.ok else EXIT_FAILED

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from devices.choices import TokenKind
-from devices.tokens import api_token_create
-from devices.validation import device_id_problem
+from users import tokens
+from users.choices import TokenKind
 
 
 class Command(BaseCommand):
@@ -22,11 +21,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, device: str | None, **options) -> None:
         if device is not None:
-            problem = device_id_problem(device)
+            problem = tokens.device_id_rule(device)
             if problem:
                 raise CommandError(problem)
         kind = TokenKind.DEVICE if device else TokenKind.OPERATOR
-        _, raw = api_token_create(
+        _, raw = tokens.api_token_create(
             name=name, kind=kind, device_id=device or "", created_by="create_api_token"
         )
         self.stdout.write(raw)

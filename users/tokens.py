@@ -6,14 +6,15 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from devices.choices import TokenKind
-from devices.models import ApiToken
+from users.choices import ENROLLMENT, TokenKind
+from users.models import ApiToken
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,24 @@ class Principal:
 
     def may_act_as_device(self, device_id: str) -> bool:
         """Whether this credential may use the device routes of `device_id`."""
-        if self.kind == "enrollment" or self.is_operator:
+        if self.kind == ENROLLMENT or self.is_operator:
             return True
         return self.kind == TokenKind.DEVICE and self.device_id == device_id
+
+
+def _not_empty(device_id: str) -> str | None:
+    return None if device_id else "Device id must not be empty"
+
+
+# Why a device id is not one a device token may be bound to (None when it is valid). The
+# grammar of device ids is the devices app's: it installs its rule at start
+# (DevicesConfig.ready), so this app never imports it.
+device_id_rule: Callable[[str], str | None] = _not_empty
+
+
+def set_device_id_rule(rule: Callable[[str], str | None]) -> None:
+    global device_id_rule
+    device_id_rule = rule
 
 
 def _digest(raw: str) -> str:
@@ -89,7 +105,7 @@ def principal_for_token(raw: str) -> Principal | None:
     if _matches_any(raw, settings.API_TOKENS):
         return Principal(kind=TokenKind.OPERATOR, name="API_TOKENS")
     if _matches_any(raw, settings.ENROLLMENT_TOKENS):
-        return Principal(kind="enrollment", name="ENROLLMENT_TOKENS")
+        return Principal(kind=ENROLLMENT, name="ENROLLMENT_TOKENS")
     token = (
         ApiToken.objects.filter(digest=_digest(raw), revoked_at__isnull=True)
         .only("pk", "name", "kind", "device_id", "last_used_at")
@@ -101,6 +117,13 @@ def principal_for_token(raw: str) -> Principal | None:
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return Principal(kind=token.kind, name=token.name, device_id=token.device_id)
+
+
+def device_has_own_token(device_id: str) -> bool:
+    """Whether an active token is bound to this device id."""
+    return ApiToken.objects.filter(
+        kind=TokenKind.DEVICE, device_id=device_id, revoked_at__isnull=True
+    ).exists()
 
 
 def operator_token_bootstrap() -> str | None:
@@ -115,3 +138,15 @@ def operator_token_bootstrap() -> str | None:
     _, raw = api_token_create(name="bootstrap", created_by="first start")
     logger.info("Issued the bootstrap operator token (shown once on stdout)")
     return raw
+
+
+def announce_bootstrap_token(**_: object) -> str | None:
+    """At a server start (edgeserver.signals.server_starting): the line that shows a newly
+    issued bootstrap token, once."""
+    raw = operator_token_bootstrap()
+    if raw is None:
+        return None
+    return (
+        f"Bootstrap operator token (shown once, stored hashed): {raw}\n"
+        f"  use it as: curl -H 'Authorization: Bearer {raw}' {settings.SERVER_URL}/config"
+    )

@@ -8,7 +8,7 @@ from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from devices.tokens import Principal, principal_for_token
+from users.tokens import Principal, principal_for_token
 
 
 def _path_token(request: Request) -> str | None:
@@ -23,6 +23,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Principal, str] | None:
         raw = _path_token(request)
+        from_path = raw is not None
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if raw is None and header and header[0].lower() == self.keyword:
             if len(header) != 2:
@@ -35,6 +36,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             if settings.AUTH_MODE == "open":
                 return None  # every route is anonymous; a stale token must not lock anyone out
             raise exceptions.AuthenticationFailed("Invalid or revoked token")
+        if principal.is_operator and from_path:
+            # A URL ends up in logs, proxies and shell histories: operator credentials never
+            # travel there, whatever they would have been allowed to do.
+            raise exceptions.AuthenticationFailed(
+                "The /d/<token>/ path takes device and enrollment tokens only; send an "
+                "operator token as Authorization: Bearer <token>"
+            )
         return principal, raw
 
     def authenticate_header(self, request: Request) -> str:

@@ -1,0 +1,127 @@
+"""The cluster side of a reconcile: read the objects that stand there, apply changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from k8sbridge.client import KubeApi
+from k8sbridge.exceptions import ClusterUnreachable, KubeError
+from k8sbridge.objects import ENDPOINTSLICE, KINDS, SERVICE, Kind, Objects, owned_by_service
+from k8sbridge.reconcile import Action, Change
+
+
+def managed_objects(api: KubeApi, namespace: str) -> tuple[Objects, dict[Kind, str]]:
+    """Every managed object (one list call per kind), and why a kind could not be listed.
+
+    A kind that could not be listed has no objects in the first map. Raises
+    ClusterUnreachable when the API server does not answer.
+    """
+    actual: Objects = {}
+    unlisted: dict[Kind, str] = {}
+    for kind in KINDS:
+        try:
+            items = api.list(kind, namespace, kind.selector)
+        except KubeError as exc:
+            if exc.unreachable:
+                raise ClusterUnreachable(str(exc)) from exc
+            unlisted[kind] = f"could not list {kind.resource}: {exc}"
+            continue
+        actual.update({(kind, item["metadata"]["name"]): item for item in items})
+    return actual, unlisted
+
+
+def objects_named(api: KubeApi, namespace: str, name: str) -> Objects:
+    """What bears `name`, of every kind, whoever's it is (three get calls).
+
+    Raises ClusterUnreachable when the API server does not answer, KubeError on a refusal.
+    """
+    found: Objects = {}
+    try:
+        for kind in KINDS:
+            obj = api.get(kind, namespace, name)
+            if obj is not None:
+                found[(kind, name)] = obj
+    except KubeError as exc:
+        if exc.unreachable:
+            raise ClusterUnreachable(str(exc)) from exc
+        raise
+    return found
+
+
+def unlisted_in_the_way(api: KubeApi, namespace: str, pending: Sequence[Change]) -> Objects:
+    """Objects at the names these changes would create, which the list calls did not show:
+    someone else's (no managed_by label), or ours without the labels the selector needs.
+
+    One get per create; raises KubeError.
+    """
+    found: Objects = {}
+    for change in pending:
+        if change.action is Action.CREATE:
+            obj = api.get(change.kind, namespace, change.name)
+            if obj is not None:
+                found[(change.kind, change.name)] = obj
+    return found
+
+
+@dataclass
+class Applied:
+    """How far a sequence of changes got."""
+
+    # The changes made (in a dry run: planned), as `create Service x`.
+    done: list[str] = field(default_factory=list)
+    # The change whose call failed, if one did.
+    failed: str = ""
+    error: str = ""
+    # The failure was a call the API server never answered (refused, timed out).
+    unanswered: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    @property
+    def attempted(self) -> list[str]:
+        """What a sync reports as a device's actions: the failed change included."""
+        return [*self.done, self.failed] if self.failed else list(self.done)
+
+
+def apply(api: KubeApi, namespace: str, pending: Sequence[Change], *, dry_run: bool) -> Applied:
+    """The one place the bridge writes: make the changes in order; the first that fails
+    (or is refused) ends the rest.
+
+    A slice written after its Service gets that Service's uid as owner.
+    """
+    applied = Applied()
+    service_uid: str | None = None
+    for change in pending:
+        if change.action is Action.REFUSE:
+            applied.error = (
+                f"{change.kind.name} {namespace}/{change.name} exists and is not managed by "
+                "edge-metrics-server (no managed_by label); it was left untouched"
+            )
+            return applied
+        if not dry_run:
+            try:
+                written = _make(api, namespace, change, service_uid)
+            except KubeError as exc:
+                applied.failed, applied.error = str(change), str(exc)
+                applied.unanswered = exc.unreachable
+                return applied
+            if change.kind is SERVICE and written is not None:
+                service_uid = written["metadata"].get("uid")
+        applied.done.append(str(change))
+    return applied
+
+
+def _make(api: KubeApi, namespace: str, change: Change, service_uid: str | None) -> dict | None:
+    if change.action is Action.DELETE:
+        api.delete(change.kind, namespace, change.name)
+        return None
+    if change.action is Action.REPLACE:
+        api.delete(change.kind, namespace, change.name)
+    body = change.body
+    assert body is not None, "only a delete has no body"
+    if change.kind is ENDPOINTSLICE:
+        body = owned_by_service(body, service_uid)
+    return api.apply(change.kind, body)

@@ -1,0 +1,94 @@
+"""The record of each sync and cleanup: a SyncRun row (older ones pruned) and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import TypeVar
+
+from django.utils import timezone
+
+from k8sbridge.choices import SyncOutcome
+from k8sbridge.exceptions import ClusterUnreachable
+from k8sbridge.metrics import K8S_SYNC_DURATION, K8S_SYNC_ITEMS, K8S_SYNC_RUNS
+from k8sbridge.models import SyncRun
+from k8sbridge.results import RunResult
+
+# Sync records kept; older ones are pruned when a new one is written.
+RUNS_KEPT = 1000
+# At most this many readable failure lines are kept per record.
+ERRORS_KEPT = 100
+
+
+R = TypeVar("R", bound=RunResult)
+
+
+def recorded(
+    run: Callable[[], R],
+    *,
+    action: str,
+    trigger: str,
+    namespace: str,
+    scope: Collection[str] | None = None,
+    dry_run: bool = False,
+) -> R:
+    """Run `run` and record how it ended, unless it is a dry run (which changes nothing).
+
+    A cluster that did not answer is recorded as such, and the exception goes on.
+    """
+    started_at = timezone.now()
+    fields = {"action": action, "trigger": trigger, "namespace": namespace, "scope": scope}
+    try:
+        result = run()
+    except ClusterUnreachable as exc:
+        if not dry_run:
+            _record(
+                **fields, started_at=started_at, outcome=SyncOutcome.UNREACHABLE, errors=[str(exc)]
+            )
+        raise
+    if not dry_run:
+        outcome = SyncOutcome.OK if result.ok else SyncOutcome.FAILED
+        _record(
+            **fields,
+            started_at=started_at,
+            outcome=outcome,
+            errors=result.problems(),
+            counts=result.counts(),
+        )
+    return result
+
+
+def _record(
+    *,
+    action: str,
+    trigger: str,
+    namespace: str,
+    scope: Collection[str] | None,
+    started_at: datetime,
+    outcome: str,
+    errors: list[str],
+    counts: dict[str, int] | None = None,
+) -> None:
+    counts = counts or {}
+    finished_at = timezone.now()
+    K8S_SYNC_RUNS.labels(action=action, result=outcome).inc()
+    K8S_SYNC_DURATION.observe((finished_at - started_at).total_seconds())
+    for item_result, n in counts.items():
+        if item_result != "total_healthy" and n:
+            K8S_SYNC_ITEMS.labels(result=item_result).inc(n)
+    SyncRun.objects.create(
+        action=action,
+        trigger=trigger,
+        namespace=namespace,
+        scope=", ".join(sorted(scope)) if scope is not None else "",
+        started_at=started_at,
+        finished_at=finished_at,
+        outcome=outcome,
+        errors=errors[:ERRORS_KEPT],
+        **counts,
+    )
+    stale = SyncRun.objects.order_by("-started_at", "-id").values_list("id", flat=True)[
+        RUNS_KEPT : RUNS_KEPT + 500
+    ]
+    if stale:
+        SyncRun.objects.filter(id__in=list(stale)).delete()
