@@ -6,7 +6,9 @@ DUE_POLL_INTERVAL, for devices a config write asked about (created, or a new add
 ports or type) and probes those at once. Listeners hear which devices changed.
 
 Run it with `python manage.py monitor_devices`; gunicorn's master runs exactly one beside
-its workers (edgeserver/gunicorn_hooks.py).
+its workers (edgeserver/gunicorn_hooks.py). With several replicas every one runs a monitor,
+and only the leader's acts (edgeserver/leadership.py): the others wait, asking before every
+iteration, and the one that becomes leader starts with a full round.
 """
 
 from __future__ import annotations
@@ -90,9 +92,12 @@ class DeviceMonitor:
         *,
         listeners: Sequence[MonitorListener] = (),
         poll_interval: float = DUE_POLL_INTERVAL,
+        is_leader: Callable[[], bool] | None = None,
     ) -> None:
         self.listeners = list(listeners)
         self.poll_interval = poll_interval
+        self.is_leader = is_leader
+        self._acting = is_leader is None
         self._known: dict[str, PublishedState] = {}
         self._next_round = 0.0
 
@@ -127,9 +132,23 @@ class DeviceMonitor:
             stop.wait(max(0.0, delay))
         logger.info("Device monitor stopped")
 
+    def _may_act(self) -> bool:
+        """Whether this monitor does the duties now. One that has just become the leader
+        starts afresh: a full round at once, every device reported to the listeners."""
+        if self.is_leader is None:
+            return True
+        leading = self.is_leader()
+        if leading and not self._acting:
+            self._next_round = 0.0
+            self._known = {}
+        self._acting = leading
+        return leading
+
     def step(self) -> list[str]:
-        """One iteration: a full round when one is due, else the requested probes. Returns
-        the ids reported to listeners."""
+        """One iteration: a full round when one is due, else the requested probes; nothing
+        while another replica leads. Returns the ids reported to listeners."""
+        if not self._may_act():
+            return []
         if time.monotonic() >= self._next_round:
             self._next_round = time.monotonic() + settings.MONITOR_INTERVAL
             changed = self.run_round()
@@ -144,7 +163,9 @@ class DeviceMonitor:
     def run_round(self) -> list[str]:
         _release_stale_connections()
         devices = list(selectors.device_list())
-        result = runtime.devices_probe(devices=devices, serve_requests=True)
+        result = runtime.devices_probe(
+            devices=devices, serve_requests=True, still_leading=self.is_leader
+        )
         # A quiet round is not worth a line every MONITOR_INTERVAL; a slow one is a warning.
         level = logging.INFO if result.changed else logging.DEBUG
         if result.seconds > settings.MONITOR_INTERVAL:
@@ -162,7 +183,7 @@ class DeviceMonitor:
         devices = list(selectors.devices_due_for_probe())
         if not devices:
             return []
-        runtime.devices_probe(devices=devices, serve_requests=True)
+        runtime.devices_probe(devices=devices, serve_requests=True, still_leading=self.is_leader)
         return self._changes(devices, complete=False)
 
     def _changes(self, devices: list[Device], *, complete: bool) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import reduce
@@ -404,7 +404,11 @@ def _clear_requests(served: list[Q]) -> None:
 
 
 def devices_probe(
-    *, devices: Iterable[Device], recheck_drift: bool = False, serve_requests: bool = False
+    *,
+    devices: Iterable[Device],
+    recheck_drift: bool = False,
+    serve_requests: bool = False,
+    still_leading: Callable[[], bool] | None = None,
 ) -> ProbeRound:
     """Probe devices concurrently (at most PROBE_CONCURRENCY in flight) and store what was seen.
 
@@ -417,6 +421,10 @@ def devices_probe(
     `serve_requests` (the monitor) clears the probe requests of these devices. Other
     callers leave them, so the monitor still probes and reports those devices to its
     listeners at once.
+
+    `still_leading` (the monitor of one replica among several) is asked before anything is
+    stored: a replica that lost the leadership meanwhile writes nothing of this round, and
+    the new leader's rounds are the only ones stored.
     """
     started = time.monotonic()
     devices = list(devices)
@@ -425,6 +433,9 @@ def devices_probe(
     plans = [(device, _drift_due(device, recheck_drift, checked_at)) for device in targets]
     results = client.for_each_concurrently(_look_at, plans)
     folded = _fold(targets, results, serve_requests=serve_requests)
+    if still_leading is not None and not still_leading():
+        logger.info("No longer the leader: this probe round is not stored")
+        return ProbeRound(devices=targets, changed=[], seconds=time.monotonic() - started)
     _store_observations(folded.changes)
     if serve_requests:
         # A device without an address has nothing to probe; its request is served all the same.

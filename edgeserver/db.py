@@ -12,6 +12,7 @@ PostgreSQL, row locks already queue writers; nothing extra is done.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -86,3 +87,21 @@ def dedicated_connection(purpose: str, *, timeout: float, **options: Any) -> Any
         tcp_user_timeout=int(timeout * 1000),
         **options,
     )
+
+
+@contextmanager
+def one_server_at_a_time(name: str) -> Iterator[None]:
+    """Run the block in one server at a time, for work several replicas starting together
+    would otherwise each do (migrating, issuing the bootstrap token): a PostgreSQL session
+    advisory lock. An SQLite file has one server (its lock file elects one monitor)."""
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    else:
+        yield

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 from gunicorn import util
 from gunicorn.glogging import Logger
@@ -61,10 +62,29 @@ def _prepare_metrics_dir() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
+def _prepare_runtime_dir() -> None:
+    """One directory the master, its workers and its monitor share (edgeserver/runstate.py):
+    RUNTIME_DIR, cleared of a previous run's marks, or a fresh temporary one."""
+    from django.conf import settings
+
+    from edgeserver import runstate
+
+    directory = settings.RUNTIME_DIR
+    if directory:
+        runstate.prepare(Path(directory))
+    else:
+        directory = tempfile.mkdtemp(prefix="ems-run-")
+        settings.OWN_RUNTIME_DIR = directory
+    settings.RUNTIME_DIR = directory
+    os.environ["RUNTIME_DIR"] = directory
+    runstate.draining.cache_clear()
+
+
 def on_starting(server) -> None:
-    """Once, in the master, before workers fork: metrics directory, auth announcement,
-    and what the apps do at a server start (the bootstrap token)."""
+    """Once, in the master, before workers fork: metrics and runtime directories, auth
+    announcement, and what the apps do at a server start (the bootstrap token)."""
     _prepare_metrics_dir()
+    _prepare_runtime_dir()
     import django
 
     django.setup()
@@ -173,6 +193,14 @@ class MonitorSupervisor:
         with self._lock:
             self._terminate()
 
+    def hand_over(self) -> None:
+        """The server is asked to stop: tell the monitor at once (it hands the leadership
+        over), without waiting; `stop` later waits for it, after the workers."""
+        self._stopping.set()
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+
     def _spawn(self) -> None:
         # `-m django` finds the settings through DJANGO_SETTINGS_MODULE (gunicorn.conf.py
         # sets it), so it works whether or not a manage.py sits beside the package.
@@ -234,6 +262,22 @@ def when_ready(server) -> None:
     # short loses only observations the next round makes again.
     _monitor = MonitorSupervisor(server.log, stop_timeout=settings.GRACEFUL_TIMEOUT / 2)
     _monitor.start()
+    _hand_over_on_shutdown(server, _monitor)
+
+
+def _hand_over_on_shutdown(server, monitor: MonitorSupervisor) -> None:
+    """gunicorn has no hook at the start of a shutdown (on_exit runs once the workers
+    have finished, up to graceful_timeout later): its signal handlers are wrapped so that
+    SIGTERM, SIGINT or SIGQUIT reach the monitor first and another replica takes the
+    leadership over at once."""
+    for name in ("handle_term", "handle_int", "handle_quit"):
+        handler = getattr(server, name)
+
+        def wrapped(handler=handler) -> None:
+            monitor.hand_over()
+            handler()
+
+        setattr(server, name, wrapped)
 
 
 def on_reload(server) -> None:
@@ -246,6 +290,9 @@ def on_exit(server) -> None:
         _monitor.stop()
     from django.conf import settings
 
-    own = getattr(settings, "OWN_METRICS_DIR", None)
-    if own:
-        shutil.rmtree(own, ignore_errors=True)
+    for own in (
+        getattr(settings, "OWN_METRICS_DIR", None),
+        getattr(settings, "OWN_RUNTIME_DIR", None),
+    ):
+        if own:
+            shutil.rmtree(own, ignore_errors=True)

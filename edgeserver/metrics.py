@@ -20,7 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import InfoMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
@@ -35,6 +35,11 @@ HTTP_DURATION = Histogram(
     "Time to serve an HTTP request, by route",
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LEADERSHIP_CHANGES = Counter(
+    "ems_leadership_changes_total",
+    "Times this server's device monitor became the leader or stopped being it",
+    ["to"],
 )
 # Collectors that read their figures at scrape time (e.g. devices by status, from the
 # database); apps register theirs at start (AppConfig.ready).
@@ -55,6 +60,19 @@ class BuildCollector(Collector):
         yield info
 
 
+class LeaderCollector(Collector):
+    """Whether this server leads, as its device monitor last wrote it (runtime dir)."""
+
+    def collect(self) -> Iterator:
+        from edgeserver.runstate import LeaderState
+
+        gauge = GaugeMetricFamily(
+            "ems_leader", "1 while this server is the leader and does the singleton duties"
+        )
+        gauge.add_metric([], 1.0 if LeaderState.of_this_server().read() else 0.0)
+        yield gauge
+
+
 def exposition() -> tuple[bytes, str]:
     """The text of `GET /metrics` and its content type."""
     from django.conf import settings
@@ -66,6 +84,7 @@ def exposition() -> tuple[bytes, str]:
         registry = CollectorRegistry()
         registry.register(_DefaultRegistryView())
     registry.register(BuildCollector())
+    registry.register(LeaderCollector())
     for collector in _collectors:
         registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from edgeserver.api.views import ServerHealthView
+from edgeserver.api.views import ServerHealthView, ServerReadyView
 from edgeserver.metrics_view import metrics_page
 
 admin.site.site_header = "Edge Metrics Server"
@@ -17,6 +17,7 @@ admin.site.index_title = "Fleet administration"
 urlpatterns = [
     path("", include("devices.api.urls")),
     re_path(r"^health/?$", ServerHealthView.as_view(), name="health"),
+    re_path(r"^health/ready/?$", ServerReadyView.as_view(), name="health-ready"),
     re_path(r"^metrics/?$", metrics_page, name="metrics"),
     # API tokens moved from the devices app to the users app: old bookmarks still work.
     re_path(

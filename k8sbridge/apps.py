@@ -9,8 +9,10 @@ class K8sBridgeConfig(AppConfig):
     def ready(self) -> None:
         from devices.monitor import register_listener
         from edgeserver.api.errors import register_errors
+        from edgeserver.leadership import register_elector
         from k8sbridge.api.errors import ERRORS
 
         # Neither imports the Kubernetes client: it is loaded only where it is used.
         register_errors(ERRORS)
         register_listener("k8sbridge.autosync.AutoSync")
+        register_elector("kubernetes", "k8sbridge.lease.LeaseElector")

@@ -88,6 +88,7 @@ class KubeApi:
         self._core = k8s.CoreV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
         self._authorization = k8s.AuthorizationV1Api(api_client)
+        self._coordination = k8s.CoordinationV1Api(api_client)
 
     @property
     def host(self) -> str:
@@ -101,13 +102,14 @@ class KubeApi:
         name: str | None,
         method: Any,
         *args: Any,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         try:
             response = method(
                 *args,
                 _preload_content=False,
-                _request_timeout=settings.K8S_REQUEST_TIMEOUT,
+                _request_timeout=timeout or settings.K8S_REQUEST_TIMEOUT,
                 **kwargs,
             )
         except ApiException as exc:
@@ -198,6 +200,53 @@ class KubeApi:
                 if exc.status != 409 or attempt == CONFLICT_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # Leases (leader election, k8sbridge/lease.py): plain get, create and update, whose
+    # resourceVersion makes a replica that read an old version lose the race (409).
+    def read_lease(self, namespace: str, name: str, *, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self._call(
+                "get",
+                "leases",
+                namespace,
+                name,
+                self._coordination.read_namespaced_lease,
+                name,
+                namespace,
+                timeout=timeout,
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_lease(self, namespace: str, body: dict[str, Any], *, timeout: float) -> dict:
+        return self._call(
+            "create",
+            "leases",
+            namespace,
+            body["metadata"]["name"],
+            self._coordination.create_namespaced_lease,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            timeout=timeout,
+        )
+
+    def replace_lease(self, namespace: str, body: dict[str, Any], *, timeout: float) -> dict:
+        name = body["metadata"]["name"]
+        return self._call(
+            "update",
+            "leases",
+            namespace,
+            name,
+            self._coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            timeout=timeout,
+        )
 
     def read_namespace(self, name: str) -> dict[str, Any]:
         return self._call("get", "namespaces", None, name, self._core.read_namespace, name)

@@ -252,7 +252,13 @@ def test_servicemonitor_scrapes_the_devices_the_bridge_publishes():
 
 def test_optional_parts_are_components_listed_in_the_kustomization():
     text = (MANIFESTS / "kustomization.yaml").read_text()
-    for component in ("servicemonitor", "scrapeconfig", "server-servicemonitor", "emptydir"):
+    for component in (
+        "servicemonitor",
+        "scrapeconfig",
+        "server-servicemonitor",
+        "emptydir",
+        "postgres",
+    ):
         assert f"components/{component}" in text
         kustomization = load_yaml_documents(
             MANIFESTS / "components" / component / "kustomization.yaml"
@@ -404,3 +410,65 @@ def test_readme_names_only_files_that_exist():
     assert {"rbac.yaml", "cronjob.yaml", "kustomization.yaml"} <= yaml_files
     for name in yaml_files:
         assert list(MANIFESTS.rglob(name)), name
+
+
+def _with_components(tmp_path, *components: str) -> dict[str, dict]:
+    shutil.copytree(MANIFESTS, tmp_path / "manifests")
+    (tmp_path / "overlay").mkdir()
+    listed = "".join(f"  - ../manifests/components/{c}\n" for c in components)
+    (tmp_path / "overlay" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        "resources: [../manifests]\n"
+        f"components:\n{listed}"
+    )
+    return kustomize(tmp_path / "overlay")
+
+
+def test_postgres_component_runs_three_replicas_that_roll_without_downtime(tmp_path):
+    objects = _with_components(tmp_path, "postgres")
+    kinds = by_kind(objects)
+    assert "PersistentVolumeClaim" not in kinds and "CronJob" not in kinds
+    deployment = kinds["Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    spec = pod_spec(deployment)
+    (container,) = spec["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
+    assert env["SECRET_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "SECRET_KEY"
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[:3] == ["python", "-m", "edgeserver.drain"]
+    pause = float(pre_stop[pre_stop.index("--pause") + 1])
+    # Endpoints drop the pod (readiness every 2 s) well within the pause, and the pause,
+    # gunicorn's graceful stop and the monitor's fit in the grace period.
+    assert pause >= 3 * container["readinessProbe"]["periodSeconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pause + 2 * 6 + 10
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "persistentVolumeClaim" not in volumes["data"]
+    pdb = kinds["PodDisruptionBudget"]
+    assert pdb["spec"]["minAvailable"] == 2
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    config = kinds["ConfigMap"]["data"]
+    assert config["LEADER_ELECTION"] == "auto"
+    assert config["K8S_AUTO_SYNC"] == "true"
+    assert config["RUNTIME_DIR"] == "/tmp/ems"
+    # Leases only here, and only the verbs the elector uses.
+    assert kinds["Role"]["rules"][-1] == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    }
+    for obj in objects:
+        for version in KUBERNETES_VERSIONS:
+            validate_schema(obj, version)
+
+
+def test_the_single_replica_base_elects_through_the_database(base):
+    assert base["ConfigMap"]["data"]["LEADER_ELECTION"] == "database"
+    assert not any("coordination.k8s.io" in r["apiGroups"] for r in base["Role"]["rules"])

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from edgeserver.db import one_server_at_a_time
 from users.choices import ENROLLMENT, TokenKind
 from users.models import ApiToken
 
@@ -120,7 +121,10 @@ def principal_for_token(raw: str) -> Principal | None:
 
 
 def device_has_own_token(device_id: str) -> bool:
-    """Whether an active token is bound to this device id."""
+    """Whether an active token is bound to this device id. An id holding NUL is no device's
+    (PostgreSQL cannot even compare it; the device route refuses it next, as a 400)."""
+    if "\x00" in device_id:
+        return False
     return ApiToken.objects.filter(
         kind=TokenKind.DEVICE, device_id=device_id, revoked_at__isnull=True
     ).exists()
@@ -133,9 +137,11 @@ def operator_token_bootstrap() -> str | None:
     """
     if settings.AUTH_MODE != "token" or settings.API_TOKENS:
         return None
-    if ApiToken.objects.filter(kind=TokenKind.OPERATOR, revoked_at__isnull=True).exists():
-        return None
-    _, raw = api_token_create(name="bootstrap", created_by="first start")
+    # Replicas starting together: exactly one of them issues it.
+    with one_server_at_a_time("edge-metrics-server-bootstrap-token"):
+        if ApiToken.objects.filter(kind=TokenKind.OPERATOR, revoked_at__isnull=True).exists():
+            return None
+        _, raw = api_token_create(name="bootstrap", created_by="first start")
     logger.info("Issued the bootstrap operator token (shown once on stdout)")
     return raw
 

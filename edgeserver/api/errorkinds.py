@@ -79,6 +79,11 @@ declare(
     ErrorKind("unsupported_media_type", 415, "the body's media type cannot be parsed"),
     ErrorKind("headers_too_large", 431, "the request's headers are too large (gunicorn)"),
     ErrorKind(INTERNAL_ERROR, 500, "an unexpected failure; the server's log has the details"),
+    ErrorKind(
+        "draining",
+        503,
+        "this replica is shutting down (`GET /health/ready`); another one answers",
+    ),
 )
 
 # What every authenticated route can answer besides its own kinds.

@@ -28,3 +28,11 @@ class ServerHealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["healthy"])
     service = serializers.CharField()
     version = serializers.CharField()
+    leader = serializers.BooleanField(
+        help_text="Whether this replica is the leader, which does the singleton duties "
+        "(probe rounds, drift checks, pending reloads, automatic Kubernetes syncs)"
+    )
+
+
+class ServerReadySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ready"])

@@ -14,8 +14,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from edgeserver.api.addresses import ObservedAddress, request_address
+from edgeserver.api.errorkinds import error_responses
 from edgeserver.api.errors import ApiError
-from edgeserver.api.serializers import ErrorSerializer, ServerHealthSerializer
+from edgeserver.api.serializers import (
+    ErrorSerializer,
+    ServerHealthSerializer,
+    ServerReadySerializer,
+)
+from edgeserver.runstate import LeaderState, draining
 
 ERROR_RESPONSES = {
     400: ErrorSerializer,
@@ -66,5 +72,29 @@ class ServerHealthView(ApiView):
     @extend_schema(responses={200: ServerHealthSerializer}, auth=[], tags=["server"])
     def get(self, request: Request) -> Response:
         """The server answers; `version` is its release. Needs no credential."""
-        body = {"status": "healthy", "service": "config-server", "version": settings.VERSION}
+        body = {
+            "status": "healthy",
+            "service": "config-server",
+            "version": settings.VERSION,
+            "leader": LeaderState.of_this_server().read(),
+        }
         return Response(ServerHealthSerializer(body).data)
+
+
+class ServerReadyView(ApiView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        responses={200: ServerReadySerializer, **error_responses("draining")},
+        auth=[],
+        tags=["server"],
+    )
+    def get(self, request: Request) -> Response:
+        """Whether load balancers should send this server requests (the manifests'
+        readinessProbe): 503 `draining` once it is shutting down. Needs no credential."""
+        if draining().is_set():
+            raise ApiError(
+                503, "draining", "This server is shutting down; send requests to another replica"
+            )
+        return Response(ServerReadySerializer({"status": "ready"}).data)

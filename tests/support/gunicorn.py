@@ -120,66 +120,92 @@ def run_server(
     """Migrate a fresh database and serve it with gunicorn on a loopback port (a new
     database on the PostgreSQL server of `postgres_url` when given)."""
     with fresh_database(tmp_path, postgres_url) as db_env:
-        full_env = {
-            **_base_env(),
-            "API_TOKENS": TEST_TOKEN,
-            "STATIC_ROOT": str(_static_root()),
-            "WEB_CONCURRENCY": str(workers),
-            **db_env,
-            **(env or {}),
-        }
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert migrate.returncode == 0, migrate.stderr
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        port = listener.getsockname()[1]
-        log_path = tmp_path / "gunicorn.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "edgeserver/gunicorn.conf.py",
-                    "-b",
-                    f"fd://{listener.fileno()}",
-                ],
-                cwd=ROOT,
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                pass_fds=(listener.fileno(),),
-            )
-        listener.close()
-        server = RunningServer(
-            url=f"http://127.0.0.1:{port}",
-            token=full_env.get("API_TOKENS", TEST_TOKEN).split(",")[0],
-            env=full_env,
-            log_path=log_path,
-            process=process,
-        )
+        full_env = server_env(db_env, workers, **(env or {}))
+        migrate(full_env)
+        server = start_gunicorn(full_env, tmp_path / "gunicorn.log")
         try:
             _wait_ready(server, ready_timeout)
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            server.session.close()
+            stop_gunicorn(server)
+
+
+def migrate(full_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def server_env(db_env: dict[str, str], workers: int = 2, **extra: str) -> dict[str, str]:
+    """The environment `run_server` gives gunicorn, for tests that start several."""
+    return {
+        **_base_env(),
+        "API_TOKENS": TEST_TOKEN,
+        "STATIC_ROOT": str(_static_root()),
+        "WEB_CONCURRENCY": str(workers),
+        **db_env,
+        **extra,
+    }
+
+
+def start_gunicorn(
+    full_env: dict[str, str], log_path: Path, *, own_process_group: bool = False
+) -> RunningServer:
+    """gunicorn on a free loopback port with `full_env` (its database migrated already);
+    returns at once: `wait_ready` waits for its first answer. In a process group of its
+    own, `os.killpg` kills the master, its workers and its monitor at once (a crash)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    listener.set_inheritable(True)
+    port = listener.getsockname()[1]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "edgeserver/gunicorn.conf.py",
+                "-b",
+                f"fd://{listener.fileno()}",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(listener.fileno(),),
+            start_new_session=own_process_group,
+        )
+    listener.close()
+    return RunningServer(
+        url=f"http://127.0.0.1:{port}",
+        token=full_env.get("API_TOKENS", TEST_TOKEN).split(",")[0],
+        env=full_env,
+        log_path=log_path,
+        process=process,
+    )
+
+
+def stop_gunicorn(server: RunningServer, timeout: float = 30) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    server.session.close()
+
+
+def wait_ready(server: RunningServer, timeout: float = 60) -> None:
+    _wait_ready(server, timeout)
 
 
 def _wait_ready(server: RunningServer, timeout: float) -> None:

@@ -9,7 +9,10 @@ serves what the bridge uses, modelled on the real API's JSON:
   label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (..)`, `k notin (..)`),
   create, delete, and server-side apply (PATCH application/apply-patch+yaml, which creates
   a missing object and replaces the fields the applying manager owns);
-- selfsubjectaccessreviews (what `health` asks RBAC).
+- selfsubjectaccessreviews (what `health` asks RBAC);
+- leases (coordination.k8s.io/v1, leader election): get, create, and update (PUT) that,
+  like the real server, refuses with 409 Conflict a body whose resourceVersion is not
+  the stored one (optimistic concurrency), and 422 one with a bad leaseDurationSeconds.
 
 Like the real server it bumps resourceVersion on every change (and not on a no-op apply),
 answers 401/404/409/422 with Status objects, validates names (RFC 1035 for Services,
@@ -47,6 +50,7 @@ RESOURCES = {
     "services": ("", "v1", "Service"),
     "endpoints": ("", "v1", "Endpoints"),
     "endpointslices": ("discovery.k8s.io", "v1", "EndpointSlice"),
+    "leases": ("coordination.k8s.io", "v1", "Lease"),
 }
 
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -274,7 +278,13 @@ def _port_problems(path: str, ports: Any, *, name_required: bool) -> list[tuple[
 
 def _spec_problems(resource: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
     problems = []
-    if resource == "services":
+    if resource == "leases":
+        duration = (obj.get("spec") or {}).get("leaseDurationSeconds")
+        if duration is not None and (not isinstance(duration, int) or duration <= 0):
+            problems.append(
+                ("spec.leaseDurationSeconds", f"Invalid value: {duration}: must be greater than 0")
+            )
+    elif resource == "services":
         spec = obj.get("spec") or {}
         ports = spec.get("ports") or []
         problems += _port_problems("spec.ports", ports, name_required=len(ports) > 1)
@@ -296,7 +306,7 @@ def _spec_problems(resource: str, obj: dict[str, Any]) -> list[tuple[str, str]]:
                 subset.get("ports"),
                 name_required=len(subset.get("ports") or []) > 1,
             )
-    else:
+    elif resource == "endpointslices":
         address_type = obj.get("addressType")
         if address_type not in ("IPv4", "IPv6", "FQDN"):
             problems.append(
@@ -584,6 +594,7 @@ class FakeKubeApi:
         elif segments[:3] in (
             ["apis", "discovery.k8s.io", "v1"],
             ["apis", "authorization.k8s.io", "v1"],
+            ["apis", "coordination.k8s.io", "v1"],
         ):
             rest = segments[3:]
         else:
@@ -693,6 +704,8 @@ class FakeKubeApi:
                 )
             if call.verb == "patch":
                 return self._apply(call, raw)
+            if call.verb == "update":
+                return 200, self._update(call, json.loads(raw or b"{}"))
             if call.verb == "delete":
                 return 200, self._delete(call.resource, call.namespace, call.name)
         raise ApiFailure(
@@ -1015,6 +1028,41 @@ class FakeKubeApi:
                 port.setdefault("protocol", "TCP")
                 port.setdefault("targetPort", port.get("port"))
         return merged
+
+    def _update(self, call: Call, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT: the whole object replaced, only from the version the client last read."""
+        stored = self._stored(call)
+        metadata = body.get("metadata") or {}
+        if metadata.get("name") != call.name:
+            raise ApiFailure(400, "BadRequest", "the name of the object does not match the URL")
+        sent = metadata.get("resourceVersion")
+        if not sent:
+            raise _invalid(
+                RESOURCES[call.resource][2],
+                call.name,
+                [("metadata.resourceVersion", "Invalid value: 0: must be specified for an update")],
+            )
+        if sent != stored.obj["metadata"]["resourceVersion"]:
+            raise ApiFailure(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {call.resource} "{call.name}": the object '
+                "has been modified; please apply your changes to the latest version and try "
+                "again",
+                {"name": call.name, "kind": call.resource},
+            )
+        obj = copy.deepcopy(body)
+        group, version, kind = RESOURCES[call.resource]
+        obj["kind"] = kind
+        obj["apiVersion"] = f"{group}/{version}" if group else version
+        self._validate(call.resource, obj, stored.obj)
+        kept = {k: stored.obj["metadata"][k] for k in ("namespace", "uid", "creationTimestamp")}
+        obj["metadata"].update(kept, resourceVersion=self._bump())
+        stored.obj = obj
+        self._managed_fields(
+            stored, call.query.get("fieldManager", "unknown"), "Update", obj["apiVersion"]
+        )
+        return copy.deepcopy(obj)
 
     def _delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
         stored = self.store.pop((resource, namespace, name), None)

@@ -19,6 +19,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from edgeserver.db import one_server_at_a_time
+
 # Written into STATIC_ROOT after a collect: the fingerprint of what was collected.
 FINGERPRINT_FILE = ".collected-fingerprint"
 
@@ -53,10 +55,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, skip_static: bool, **options: Any) -> None:
-        pending = unapplied_migrations()
-        if pending:
-            self.stdout.write(f"Applying {len(pending)} migration(s)")
-            call_command("migrate", interactive=False, verbosity=0)
+        # Replicas starting together: one migrates, the others then find nothing to do.
+        with one_server_at_a_time("edge-metrics-server-migrate"):
+            pending = unapplied_migrations()
+            if pending:
+                self.stdout.write(f"Applying {len(pending)} migration(s)")
+                call_command("migrate", interactive=False, verbosity=0)
         if skip_static or not settings.STATIC_ROOT:
             return
         marker = Path(settings.STATIC_ROOT) / FINGERPRINT_FILE
