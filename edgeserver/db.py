@@ -93,7 +93,8 @@ def dedicated_connection(purpose: str, *, timeout: float, **options: Any) -> Any
 def one_server_at_a_time(name: str) -> Iterator[None]:
     """Run the block in one server at a time, for work several replicas starting together
     would otherwise each do (migrating, issuing the bootstrap token): a PostgreSQL session
-    advisory lock. An SQLite file has one server (its lock file elects one monitor)."""
+    advisory lock, or an flock on a file beside the SQLite database (not the write queue's:
+    the block itself writes through it)."""
     if connection.vendor == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with connection.cursor() as cursor:
@@ -103,5 +104,9 @@ def one_server_at_a_time(name: str) -> Iterator[None]:
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    elif _queues_writers():
+        with open(f"{connection.settings_dict['NAME']}.start-lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
     else:
         yield

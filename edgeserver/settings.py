@@ -240,7 +240,9 @@ WSGI_APPLICATION = "edgeserver.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "edgeserver" / "templates"],
+        # edgeserver/templates is found as the edgeserver app's (listing it here too
+        # would render the admin home's additions twice: it extends itself).
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -304,3 +304,12 @@ def test_a_forbidden_lease_says_what_to_grant(kube, lease_timings):
     with pytest.raises(RuntimeError, match="LEADER_ELECTION=database") as problem:
         LeaseElector("pod-a").try_acquire_or_renew()
     assert "coordination.k8s.io/leases" in str(problem.value)
+
+
+@pytest.mark.django_db
+def test_the_admin_home_names_the_leader_once(admin_client, settings, tmp_path):
+    settings.LEADER_ELECTION = "none"
+    page = admin_client.get("/admin/").content.decode()
+    assert page.count('id="leader-status"') == 1
+    assert "(this replica)" in page
+    assert "leader election:\n    <code>none</code>" in page

@@ -8,6 +8,7 @@ migrate and a collectstatic that have nothing to do).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -63,10 +64,16 @@ class Command(BaseCommand):
                 call_command("migrate", interactive=False, verbosity=0)
         if skip_static or not settings.STATIC_ROOT:
             return
-        marker = Path(settings.STATIC_ROOT) / FINGERPRINT_FILE
-        fingerprint = static_fingerprint()
-        if marker.is_file() and marker.read_text() == fingerprint:
-            return
-        self.stdout.write("Collecting static files")
-        call_command("collectstatic", interactive=False, verbosity=0)
-        marker.write_text(fingerprint)
+        root = Path(settings.STATIC_ROOT)
+        root.mkdir(parents=True, exist_ok=True)
+        # Two servers started from one checkout at once: one collects, the other then
+        # finds the fingerprint written (collectstatic is not safe to run twice at once).
+        with open(root.with_name(f".{root.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = root / FINGERPRINT_FILE
+            fingerprint = static_fingerprint()
+            if marker.is_file() and marker.read_text() == fingerprint:
+                return
+            self.stdout.write("Collecting static files")
+            call_command("collectstatic", interactive=False, verbosity=0)
+            marker.write_text(fingerprint)
