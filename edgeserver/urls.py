@@ -11,6 +11,8 @@ from edgeserver.metrics_view import metrics_page
 admin.site.site_header = "Edge Metrics Server"
 admin.site.site_title = "Edge Metrics Server"
 admin.site.index_title = "Fleet administration"
+# The server has no site of its own to view (its root is the JSON API): the API's docs.
+admin.site.site_url = "/api/docs"
 
 # The device API comes first: GET /config/{id} is the fleet's hottest call, and Django
 # tries the routes in order.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from devices.models import Device, DeviceRevision
 from tests.helpers import JETSON, send
 from users.models import ApiToken
-from users.tokens import principal_for_token
+from users.tokens import api_token_create, principal_for_token
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +159,68 @@ def test_revision_page_shows_what_changed(staff, anon):
     assert "first revision" in staff.get(
         f"/admin/devices/devicerevision/{first.pk}/change/"
     ).content.decode()
+
+
+def test_token_form_defaults_to_an_operator_token(staff):
+    page = staff.get("/admin/users/apitoken/add/").content.decode()
+    assert '<option value="operator" selected>' in page
+
+
+def test_two_active_tokens_never_share_a_name(staff):
+    first = staff.post("/admin/users/apitoken/add/", {"name": "ci", "kind": "operator"})
+    assert first.status_code == 302
+    again = staff.post("/admin/users/apitoken/add/", {"name": "ci", "kind": "operator"})
+    assert again.status_code == 200
+    assert "An active token already has this name" in again.content.decode()
+    assert ApiToken.objects.filter(name="ci").count() == 1
+    ApiToken.objects.filter(name="ci").update(revoked_at=timezone.now())
+    reused = staff.post("/admin/users/apitoken/add/", {"name": "ci", "kind": "operator"})
+    assert reused.status_code == 302  # a revoked token's name may be used again
+
+
+def test_an_issued_token_page_offers_revoke_not_save(staff):
+    staff.post("/admin/users/apitoken/add/", {"name": "ci", "kind": "operator"})
+    token = ApiToken.objects.get(name="ci")
+    url = f"/admin/users/apitoken/{token.pk}/change/"
+    page = staff.get(url).content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert "Revoke this token" in page
+    # Revoking is a POST with the CSRF token; a GET changes nothing.
+    assert staff.get(f"/admin/users/apitoken/{token.pk}/revoke/").status_code == 405
+    token.refresh_from_db()
+    assert token.is_active
+    done = staff.post(f"/admin/users/apitoken/{token.pk}/revoke/", follow=True)
+    assert "Revoked ci" in done.content.decode()
+    token.refresh_from_db()
+    assert not token.is_active
+    assert "was revoked on" in staff.get(url).content.decode()
+
+
+def test_a_viewer_cannot_revoke_a_token(client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user(
+        "viewer", password="pw-viewer-123", is_staff=True
+    )
+    viewer.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    token, _ = api_token_create(name="ops")
+    client.force_login(viewer)
+    page = client.get(f"/admin/users/apitoken/{token.pk}/change/").content.decode()
+    assert "Revoke this token" not in page
+    assert client.post(f"/admin/users/apitoken/{token.pk}/revoke/").status_code == 403
+    token.refresh_from_db()
+    assert token.is_active
+
+
+def test_view_site_leads_to_the_api_docs(staff):
+    page = staff.get("/admin/").content.decode()
+    assert 'href="/api/docs"' in page
+
+
+def test_create_api_token_refuses_a_name_an_active_token_has(db):
+    from django.core.management import CommandError, call_command
+
+    api_token_create(name="ops")
+    with pytest.raises(CommandError, match="already named 'ops'"):
+        call_command("create_api_token", "--name", "ops")
+    assert ApiToken.objects.filter(name="ops").count() == 1

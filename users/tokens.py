@@ -95,6 +95,12 @@ def api_token_create(
     return token, raw
 
 
+def active_token_named(name: str) -> ApiToken | None:
+    """The active token of that name: names tell tokens apart in lists and logs, so two
+    active ones never share one (a revoked token's name may be used again)."""
+    return ApiToken.objects.filter(name=name, revoked_at__isnull=True).first()
+
+
 def api_token_revoke(*, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()

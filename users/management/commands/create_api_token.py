@@ -24,6 +24,11 @@ class Command(BaseCommand):
             problem = tokens.device_id_rule(device)
             if problem:
                 raise CommandError(problem)
+        if tokens.active_token_named(name) is not None:
+            raise CommandError(
+                f"An active token is already named {name!r}: revoke it in the admin "
+                "(API tokens) or choose another --name"
+            )
         kind = TokenKind.DEVICE if device else TokenKind.OPERATOR
         _, raw = tokens.api_token_create(
             name=name, kind=kind, device_id=device or "", created_by="create_api_token"
