@@ -10,8 +10,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edgeserver.settings")
 
 from django.conf import settings as django_settings
 
+from edgeserver.gunicorn_hooks import prepare_shared_dirs
+
+prepare_shared_dirs()
+
 bind = [f"0.0.0.0:{django_settings.PORT}"]
 wsgi_app = "edgeserver.wsgi:application"
+# The application is loaded once, in the master, and the workers fork from it sharing its
+# memory (edgeserver/gunicorn_hooks.py freezes it first). A SIGHUP restarts the workers
+# with the code the master loaded; deploy new code with a restart.
+preload_app = True
 worker_class = "gthread"
 workers = django_settings.WEB_CONCURRENCY
 threads = django_settings.GUNICORN_THREADS

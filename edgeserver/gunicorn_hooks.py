@@ -80,11 +80,26 @@ def _prepare_runtime_dir() -> None:
     runstate.draining.cache_clear()
 
 
-def on_starting(server) -> None:
-    """Once, in the master, before workers fork: metrics and runtime directories, auth
-    announcement, and what the apps do at a server start (the bootstrap token)."""
+_prepared_in: int | None = None
+
+
+def prepare_shared_dirs() -> None:
+    """The metrics and runtime directories, once per master: from gunicorn.conf.py, which
+    gunicorn reads before it loads the application (preload_app), so that nothing imports
+    prometheus_client before PROMETHEUS_MULTIPROC_DIR is set. A SIGHUP reads the config
+    again in the same master: the directories are kept (live samples are in them)."""
+    global _prepared_in
+    if _prepared_in == os.getpid():
+        return
     _prepare_metrics_dir()
     _prepare_runtime_dir()
+    _prepared_in = os.getpid()
+
+
+def on_starting(server) -> None:
+    """Once, in the master, before workers fork: auth announcement, and what the apps do
+    at a server start (the bootstrap token)."""
+    prepare_shared_dirs()
     import django
 
     django.setup()
@@ -181,7 +196,8 @@ class MonitorSupervisor:
         threading.Thread(target=self._watch, name="monitor-supervisor", daemon=True).start()
 
     def restart(self) -> None:
-        """After SIGHUP: workers reload code and settings, and so does the monitor."""
+        """After SIGHUP the workers restart (with the application the master loaded), and
+        so does the monitor (which loads it anew)."""
         with self._lock:
             if self._stopping.is_set():
                 return
@@ -263,6 +279,19 @@ def when_ready(server) -> None:
     _monitor = MonitorSupervisor(server.log, stop_timeout=settings.GRACEFUL_TIMEOUT / 2)
     _monitor.start()
     _hand_over_on_shutdown(server, _monitor)
+    _freeze_before_forking()
+
+
+def _freeze_before_forking() -> None:
+    """The application is loaded in the master (preload_app): load what requests use
+    (the URLconf and every view module it names) and move it all out of the garbage
+    collector's reach before the workers fork, so the workers share those pages with the
+    master instead of copying them (a collection would write to every object's header)."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018  (importing is the point)
+    gc.collect()
+    gc.freeze()
 
 
 def _hand_over_on_shutdown(server, monitor: MonitorSupervisor) -> None:
