@@ -7,9 +7,11 @@ bridge needs. Objects go in and come out as plain dicts, exactly as the API serv
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,16 +19,32 @@ from typing import Any
 import urllib3
 import yaml
 from django.conf import settings
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from urllib3.util.retry import Retry
 
 from k8sbridge.exceptions import ClientUnavailable, KubeError
 from k8sbridge.objects import ENDPOINTSLICE, Kind
 
 logger = logging.getLogger(__name__)
+
+
+def _imported_on_first_use(name: str) -> Any:
+    """The module `name`, run only when one of its attributes is first read (the standard
+    library's LazyLoader). The official client is ~35 MB of imports: a process that never
+    talks to Kubernetes (the device monitor without K8S_AUTO_SYNC, a management command)
+    never loads it, though the bridge's modules are imported everywhere."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+
+
+# kubernetes/__init__.py imports its client and config packages: one lazy module is enough.
+kubernetes = _imported_on_first_use("kubernetes")
 
 FIELD_MANAGER = "edge-metrics-server"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
@@ -35,7 +53,7 @@ CONFLICT_ATTEMPTS = 3
 
 
 def _api_error(
-    exc: ApiException, verb: str, resource: str, namespace: str | None, name: str | None
+    exc: Exception, verb: str, resource: str, namespace: str | None, name: str | None
 ) -> KubeError:
     """Turn the client's exception into a KubeError carrying the server's own message."""
     reason, message = exc.reason or "", ""
@@ -82,9 +100,10 @@ def _no_answer(
 class KubeApi:
     """The calls the bridge makes, on one built client. Safe to share between threads."""
 
-    def __init__(self, api_client: k8s.ApiClient, source: str) -> None:
+    def __init__(self, api_client: Any, source: str) -> None:
         self.api_client = api_client
         self.source = source
+        k8s = kubernetes.client
         self._core = k8s.CoreV1Api(api_client)
         self._discovery = k8s.DiscoveryV1Api(api_client)
         self._authorization = k8s.AuthorizationV1Api(api_client)
@@ -112,7 +131,7 @@ class KubeApi:
                 _request_timeout=timeout or settings.K8S_REQUEST_TIMEOUT,
                 **kwargs,
             )
-        except ApiException as exc:
+        except kubernetes.client.exceptions.ApiException as exc:
             raise _api_error(exc, verb, resource, namespace, name) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise _no_answer(exc, verb, resource, namespace, name) from exc
@@ -299,10 +318,12 @@ def _source_key() -> tuple:
     return tuple(key)
 
 
-def _configuration() -> tuple[k8s.Configuration, str]:
+def _configuration() -> tuple[Any, str]:
     """An explicit KUBECONFIG wins, then the pod's service account, then ~/.kube/config
     (the order of kubectl and controller-runtime)."""
-    configuration = k8s.Configuration()
+    k8s_config = kubernetes.config
+    ConfigException = k8s_config.config_exception.ConfigException
+    configuration = kubernetes.client.Configuration()
     if not settings.KUBECONFIG:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)
@@ -354,7 +375,7 @@ def kube_api() -> KubeApi:
         # Our own code retries 409s; urllib3 only reconnects, so one slow call costs one
         # timeout and the request counts stay what the bridge sent.
         configuration.retries = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
-        api = KubeApi(k8s.ApiClient(configuration), source)
+        api = KubeApi(kubernetes.client.ApiClient(configuration), source)
         # A replaced client may still serve a request in another thread: it is dropped,
         # not closed, and its connections close when it is collected.
         _cached = (key, api)

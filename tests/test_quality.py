@@ -2,6 +2,7 @@
 shape: modules and functions of a readable size, layers that point one way."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,22 @@ def test_layers_point_one_way():
                 f"{path.relative_to(ROOT)} imports {sorted(used - ALLOWED_IMPORTS[package])}"
             )
     assert not wrong, wrong
+
+
+def test_a_process_that_never_talks_to_kubernetes_never_loads_its_client():
+    """The official client is ~35 MB of imports: the device monitor without K8S_AUTO_SYNC
+    and the management commands go without it, though the bridge's modules (admin, API
+    views, the auto-sync listener) are imported everywhere."""
+    script = (
+        "import sys, django; django.setup(); "
+        "from django.urls import get_resolver; get_resolver().url_patterns; "
+        "from devices.monitor import load_listeners; load_listeners(); "
+        "print('kubernetes.client' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "edgeserver.settings"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
