@@ -53,16 +53,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are shown once, when they are issued; only their digest is stored."""
 
     form = ApiTokenForm
-    list_display = [
-        "name",
-        "kind",
-        "device_id",
-        "prefix",
-        "created_by",
-        "created_at",
-        "last_used_at",
-        "active",
-    ]
+    # What is known of an issued token; its page shows all of it, read-only.
+    known = ["name", "kind", "device_id", "prefix", "created_by", "created_at", "last_used_at"]
+    list_display = [*known, "active"]
     list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "device_id", "prefix"]
     actions = ["revoke"]
@@ -114,16 +107,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
         if obj is None:
             return []
-        return [
-            "name",
-            "kind",
-            "device_id",
-            "prefix",
-            "created_by",
-            "created_at",
-            "last_used_at",
-            "revoked_at",
-        ]
+        return [*self.known, "revoked_at"]
 
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list:
         if obj is None:

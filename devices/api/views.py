@@ -399,21 +399,25 @@ class DeviceLocalConfigView(DeviceApiView):
         return Response(r.RunningConfigSerializer(running).data)
 
 
+# PATCH /devices/{id}: its answers, also those of the device whose id is `reload`.
+BASIC_UPDATE_RESPONSES = {
+    200: r.BasicUpdateResponseSerializer,
+    **_errors(
+        *DEVICE,
+        *BODY,
+        "invalid_device_type",
+        "invalid_port",
+        "invalid_ip_address",
+        "ip_not_allowed",
+    ),
+}
+
+
 class DeviceDetailView(DeviceApiView):
     @extend_schema(
         operation_id="device_update_basic",
         request=s.DeviceBasicSerializer,
-        responses={
-            200: r.BasicUpdateResponseSerializer,
-            **_errors(
-                *DEVICE,
-                *BODY,
-                "invalid_device_type",
-                "invalid_port",
-                "invalid_ip_address",
-                "ip_not_allowed",
-            ),
-        },
+        responses=BASIC_UPDATE_RESPONSES,
         tags=["devices"],
     )
     def patch(self, request: Request, device_id: str) -> Response:
@@ -461,17 +465,7 @@ class DevicesReloadView(DeviceDetailView):
     @extend_schema(
         operation_id="device_reload_update_basic",
         request=s.DeviceBasicSerializer,
-        responses={
-            200: r.BasicUpdateResponseSerializer,
-            **_errors(
-                *DEVICE,
-                *BODY,
-                "invalid_device_type",
-                "invalid_port",
-                "invalid_ip_address",
-                "ip_not_allowed",
-            ),
-        },
+        responses=BASIC_UPDATE_RESPONSES,
         tags=["devices"],
     )
     def patch(self, request: Request, device_id: str = "reload") -> Response:
