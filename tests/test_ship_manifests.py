@@ -257,6 +257,7 @@ def test_optional_parts_are_components_listed_in_the_kustomization():
         "scrapeconfig",
         "server-servicemonitor",
         "prometheusrule",
+        "grafana-dashboard",
         "emptydir",
         "postgres",
     ):
