@@ -4,11 +4,8 @@ each device's observation."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 CONFIG_WRITES = Counter(
     "ems_config_writes_total",
@@ -33,56 +30,55 @@ RELOADS = Counter(
 )
 
 
-class FleetCollector(Collector):
+def fleet_text() -> str:
     """The fleet by status and type, and each device's observation, read from the
-    database at scrape time in one query.
+    database at scrape time in one query, as a section of `GET /metrics` in the text
+    format (edgeserver.metrics.register_text_section: one series per device).
 
     Every replica reads the same database, so every replica exports the same per-device
-    series (the leader's monitor wrote them); the shipped rules and dashboard take
+    series (the leader's monitor stored them); the shipped rules and dashboard take
     `max by (device_id, device_type)` over the replicas (README "Monitoring the fleet").
     """
+    from devices.choices import DeviceStatus
+    from devices.selectors import device_observations
+    from edgeserver.metrics import family_text, label_pairs
 
-    def collect(self) -> Iterator:
-        from devices.choices import DeviceStatus
-        from devices.selectors import device_observations
-
-        labels = ["device_id", "device_type"]
-        devices = GaugeMetricFamily(
-            "ems_devices",
-            "Registered devices, by status and device type",
-            labels=["status", "device_type"],
+    counts: collections.Counter[tuple[str, str]] = collections.Counter()
+    up, last_seen, in_sync, pending = [], [], [], []
+    for device in device_observations():
+        labels = label_pairs(device_id=device.device_id, device_type=device.device_type)
+        counts[(device.status, device.device_type)] += 1
+        up.append((labels, device.status == DeviceStatus.HEALTHY))
+        if device.last_seen is not None:
+            last_seen.append((labels, device.last_seen.timestamp()))
+        if device.config_in_sync is not None:
+            in_sync.append((labels, device.config_in_sync))
+        pending.append((labels, device.reload_pending))
+    by_status = [
+        (label_pairs(status=status, device_type=device_type), count)
+        for (status, device_type), count in sorted(counts.items())
+    ]
+    return "".join(
+        (
+            family_text("ems_devices", "Registered devices, by status and device type", by_status),
+            family_text(
+                "ems_device_up", "1 when the device's last probe found it healthy, else 0", up
+            ),
+            family_text(
+                "ems_device_last_seen_timestamp_seconds",
+                "When the device last answered its health probe (absent: never)",
+                last_seen,
+            ),
+            family_text(
+                "ems_device_config_in_sync",
+                "1 when the device runs the config the server serves, 0 when it drifted "
+                "(absent: not checked since the config changed)",
+                in_sync,
+            ),
+            family_text(
+                "ems_device_reload_pending",
+                "1 while a config change waits to be delivered to the device by a reload",
+                pending,
+            ),
         )
-        up = GaugeMetricFamily(
-            "ems_device_up",
-            "1 when the device's last probe found it healthy, else 0",
-            labels=labels,
-        )
-        last_seen = GaugeMetricFamily(
-            "ems_device_last_seen_timestamp_seconds",
-            "When the device last answered its health probe (absent: never)",
-            labels=labels,
-        )
-        in_sync = GaugeMetricFamily(
-            "ems_device_config_in_sync",
-            "1 when the device runs the config the server serves, 0 when it drifted "
-            "(absent: not checked since the config changed)",
-            labels=labels,
-        )
-        pending = GaugeMetricFamily(
-            "ems_device_reload_pending",
-            "1 while a config change waits to be delivered to the device by a reload",
-            labels=labels,
-        )
-        counts: collections.Counter[tuple[str, str]] = collections.Counter()
-        for device in device_observations():
-            key = [device.device_id, device.device_type]
-            counts[(device.status, device.device_type)] += 1
-            up.add_metric(key, 1.0 if device.status == DeviceStatus.HEALTHY else 0.0)
-            if device.last_seen is not None:
-                last_seen.add_metric(key, device.last_seen.timestamp())
-            if device.config_in_sync is not None:
-                in_sync.add_metric(key, 1.0 if device.config_in_sync else 0.0)
-            pending.add_metric(key, 1.0 if device.reload_pending else 0.0)
-        for (status, device_type), count in sorted(counts.items()):
-            devices.add_metric([status, device_type], count)
-        yield from (devices, up, last_seen, in_sync, pending)
+    )

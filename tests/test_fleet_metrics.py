@@ -139,3 +139,31 @@ def test_last_full_sync_says_when_and_how_it_ended(api, client, kube):
     assert last_sync(scrape(client)) == {
         (("namespace", "monitoring"), ("result", "failed")): failed.finished_at.timestamp()
     }
+
+
+def test_label_values_are_escaped_for_the_text_format(anon, client):
+    odd = 'lab "B"\\ line\nnext'
+    assert send(anon, "PUT", "/config/edge-01", {"device_type": odd}).status_code == 200
+    text = scrape(client)
+    found = samples(text)
+    assert found[("ems_device_up", (("device_id", "edge-01"), ("device_type", odd)))] == 0
+    assert value(text, "ems_devices", status="unknown", device_type=odd) == 1
+    assert series(text, "ems_device_reload_pending") == {"edge-01": 0}
+
+
+def test_the_whole_page_passes_promtools_metrics_lint(api, anon, client, exporters):
+    import subprocess
+
+    from tests.support.prometheus import tool
+
+    register(api, "edge-01", exporters().port)
+    send(anon, "PUT", "/config/edge-02", {"device_type": 'lab "B"\\ line\nnext'})
+    api.get("/devices?refresh=true")
+    done = subprocess.run(
+        [tool("promtool"), "check", "metrics"],
+        input=scrape(client),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
