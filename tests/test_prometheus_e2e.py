@@ -1,8 +1,8 @@
 """End to end with a real Prometheus: it discovers fake exporters through the server's
 `GET /prometheus/targets` (http_sd, with an operator token), scrapes them and the server
-(real gunicorn, its real monitor probing the exporters), loads the shipped rules (with
-short `for:`), and the device-down alert goes pending then firing when an exporter dies.
-The dashboard's queries run against it too.
+(real gunicorn with two workers, its real monitor probing the exporters), loads the
+shipped rules (with short `for:`), and the device-down alert goes pending then firing
+when an exporter dies. The dashboard's queries run against it too.
 
 On PostgreSQL two replicas serve one database and both are scraped, as in a cluster:
 the per-device series come twice, the alerts once per device.
@@ -83,7 +83,7 @@ def test_prometheus_discovers_scrapes_and_alerts_on_a_dead_exporter(tmp_path):
     servers = []
     try:
         with fresh_database(tmp_path) as db_env:
-            env = server_env(db_env, workers=1, **SERVER_ENV)
+            env = server_env(db_env, workers=2, **SERVER_ENV)
             migrate(env)
             for index in range(replicas):
                 servers.append(start_gunicorn(env, tmp_path / f"replica-{index}.log"))
