@@ -129,6 +129,8 @@ def test_readme_monitoring_overlay_sets_release_label_thresholds_and_runbooks(tm
         "release" not in o["metadata"].get("labels", {}) for o in objects if o not in operator_kinds
     )
     assert not [o for o in objects if o["metadata"]["name"] == "alert-settings"]
+    (dashboard,) = [o for o in objects if o["metadata"]["name"] == "edge-metrics-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
 
     (rule,) = [o for o in operator_kinds if o["kind"] == "PrometheusRule"]
     by_name = {each["alert"]: each for each in rules_of(rule)}
