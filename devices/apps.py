@@ -9,12 +9,12 @@ class DevicesConfig(AppConfig):
     def ready(self) -> None:
         import devices.api.schema  # noqa: F401  (registers its OpenAPI extensions)
         from devices.api.errors import ERRORS
-        from devices.metrics import FleetCollector
+        from devices.metrics import fleet_text
         from devices.validation import device_id_problem
         from edgeserver.api.errors import register_errors
-        from edgeserver.metrics import register_collector
+        from edgeserver.metrics import register_text_section
         from users.tokens import set_device_id_rule
 
         register_errors(ERRORS)
-        register_collector(FleetCollector())
+        register_text_section(fleet_text)
         set_device_id_rule(device_id_problem)

@@ -10,9 +10,12 @@ class K8sBridgeConfig(AppConfig):
         from devices.monitor import register_listener
         from edgeserver.api.errors import register_errors
         from edgeserver.leadership import register_elector
+        from edgeserver.metrics import register_collector
         from k8sbridge.api.errors import ERRORS
+        from k8sbridge.metrics import LastSyncCollector
 
-        # Neither imports the Kubernetes client: it is loaded only where it is used.
+        # None of these imports the Kubernetes client: it is loaded only where it is used.
         register_errors(ERRORS)
+        register_collector(LastSyncCollector())
         register_listener("k8sbridge.autosync.AutoSync")
         register_elector("kubernetes", "k8sbridge.lease.LeaseElector")

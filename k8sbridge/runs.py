@@ -1,4 +1,5 @@
-"""The record of each sync and cleanup: a SyncRun row (older ones pruned) and the metrics."""
+"""The record of each sync and cleanup: a SyncRun row (older ones pruned) and the metrics,
+and the last full sync as the metrics read it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TypeVar
 
 from django.utils import timezone
 
-from k8sbridge.choices import SyncOutcome
+from k8sbridge.choices import SyncAction, SyncOutcome
 from k8sbridge.exceptions import ClusterUnreachable
 from k8sbridge.metrics import K8S_SYNC_DURATION, K8S_SYNC_ITEMS, K8S_SYNC_RUNS
 from k8sbridge.models import SyncRun
@@ -92,3 +93,13 @@ def _record(
     ]
     if stale:
         SyncRun.objects.filter(id__in=list(stale)).delete()
+
+
+def last_full_sync(*, namespace: str) -> SyncRun | None:
+    """The latest sync of the whole fleet into `namespace` (not a single device's, not a
+    cleanup), whatever its outcome; None when there was none."""
+    return (
+        SyncRun.objects.filter(action=SyncAction.SYNC, namespace=namespace, scope="")
+        .order_by("-finished_at", "-id")
+        .first()
+    )

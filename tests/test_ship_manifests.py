@@ -256,6 +256,8 @@ def test_optional_parts_are_components_listed_in_the_kustomization():
         "servicemonitor",
         "scrapeconfig",
         "server-servicemonitor",
+        "prometheusrule",
+        "grafana-dashboard",
         "emptydir",
         "postgres",
     ):
@@ -339,6 +341,7 @@ def test_prometheus_components_render_with_the_base(tmp_path):
         "  - ../manifests/components/scrapeconfig\n"
         "  - ../manifests/components/server-servicemonitor\n"
         "  - ../manifests/components/servicemonitor\n"
+        "  - ../manifests/components/prometheusrule\n"
     )
     objects = kustomize(tmp_path / "all")
     prometheus = sorted(
@@ -347,6 +350,7 @@ def test_prometheus_components_render_with_the_base(tmp_path):
         if o["apiVersion"].startswith("monitoring.coreos.com/")
     )
     assert prometheus == [
+        ("PrometheusRule", "edge-metrics-server"),
         ("ScrapeConfig", "edge-exporters"),
         ("ServiceMonitor", "edge-exporters"),
         ("ServiceMonitor", "edge-metrics-server"),
