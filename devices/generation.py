@@ -5,9 +5,9 @@ stale (devices.served).
 - SQLite: a small file beside the database (`config.db.generation`), mapped into memory;
   reading it costs a memory read, no system call.
 - PostgreSQL (several replicas on several hosts): a sequence, `devices_config_generation`,
-  advanced after each config write commits and before the write is answered. A process
-  reads it afresh for every served config, so once any replica answered a write no replica
-  serves the config it replaced; the requests that arrive together share one read.
+  advanced after each config write commits and before the write is answered. Every served
+  config reads it afresh (one round trip on the thread's own connection), so once any
+  replica answered a write no replica serves the config it replaced.
 
 Anything that changes configs must go through devices.services (every write there bumps
 the counter); a change made by hand in the database is seen after a restart (SQLite) or
@@ -22,13 +22,9 @@ import mmap
 import os
 import struct
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from django.core.signals import setting_changed
 from django.db import connection
-
-from edgeserver.db import dedicated_connection
 
 logger = logging.getLogger(__name__)
 
@@ -70,77 +66,36 @@ class MappedCounter:
         _COUNTER.pack_into(mapped, 0, (_COUNTER.unpack_from(mapped, 0)[0] + 1) % 2**64)
 
 
-class SharedReads:
-    """Reads of a value that must not predate the call: each caller gets what a read begun
-    after its call returned. Callers that arrive while a read is under way wait for the
-    next one, which serves them all: one round trip per burst instead of one per caller."""
-
-    def __init__(self, read: Callable[[], int]) -> None:
-        self._read = read
-        self._changed = threading.Condition()
-        self._started = 0  # reads begun
-        self._done = 0  # the latest read finished (its number)
-        self._result: int | BaseException = 0
-        self._reading = False
-
-    def get(self) -> int:
-        with self._changed:
-            wanted = self._started + 1  # the first read to begin after this call
-            while self._done < wanted and self._reading:
-                self._changed.wait()
-            if self._done < wanted:
-                self._started += 1
-                number, self._reading = self._started, True
-            else:
-                number = 0
-        if number:
-            try:
-                result: int | BaseException = self._read()
-            except Exception as exc:
-                result = exc
-            with self._changed:
-                self._done, self._result, self._reading = number, result, False
-                self._changed.notify_all()
-        result = self._result if not number else result
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-
 class SequenceCounter:
-    """PostgreSQL: the sequence, read on a connection of this process's own."""
+    """PostgreSQL: the sequence, read on the calling thread's own database connection.
+
+    Each served config reads it afresh, one round trip begun after the request arrived.
+    Coalescing the reads of the requests that arrive together (one round trip serving all
+    of them) was measured and dropped: making each caller wait for a read begun after its
+    call cost six times the round trip in locking and wake-ups (bench/README.md)."""
 
     # Before its first nextval a sequence reads its start value, as after it: count 0.
     READ = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {SEQUENCE}".encode()  # noqa: S608
     BUMP = f"SELECT nextval('{SEQUENCE}')"
 
-    def __init__(self) -> None:
-        self._connection: Any = None
-        self._pid: int | None = None
-        self._reads: SharedReads | None = None
-        self._lock = threading.Lock()
-
-    def _read_now(self) -> int:
+    def read(self) -> int:
         from psycopg import OperationalError, pq
 
-        if self._connection is None or self._connection.closed:
-            self._connection = dedicated_connection("ems-generation", timeout=5.0)
-        # libpq's own call: a third of the cost of a cursor, on every served config.
-        result = self._connection.pgconn.exec_(self.READ)
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            message = (result.error_message or b"no answer").decode(errors="replace")
-            self._connection.close()
-            raise OperationalError(f"Reading the config generation failed: {message}")
-        return int(result.get_value(0, 0))
-
-    def read(self) -> int:
-        if self._reads is None or self._pid != os.getpid():
-            with self._lock:
-                if self._reads is None or self._pid != os.getpid():
-                    # After a fork: the parent's connection is not this process's to use.
-                    self._connection, self._pid = None, os.getpid()
-                    self._reads = SharedReads(self._read_now)
-        return self._reads.get()
+        try:
+            connection.ensure_connection()
+            # libpq's own call: a third of the cost of a cursor. The connection is in
+            # autocommit (served configs are not cached inside a transaction), so a bare
+            # statement leaves it as psycopg knows it: idle.
+            result = connection.connection.pgconn.exec_(self.READ)
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                message = (result.error_message or b"no answer").decode(errors="replace")
+                raise OperationalError(f"Reading the config generation failed: {message}")
+            return int(result.get_value(0, 0))
+        except Exception:
+            # A connection that failed (the server restarted) is dropped, so the next
+            # call connects afresh: the fast path has no request end that would drop it.
+            connection.close()
+            raise
 
     def bump(self) -> None:
         """After a config write commits, on the writer's connection, before it answers."""

@@ -1,6 +1,6 @@
 """Leader election pieces, each against what it really talks to: lock files through the
 kernel, advisory locks through PostgreSQL, Leases through the fake Kubernetes API server
-over HTTP; and the coalesced reads the config cache's generation check relies on."""
+over HTTP."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 
-from devices.generation import SharedReads
 from edgeserver.electors import AdvisoryLockElector, LockFileElector, NoElection
 from edgeserver.leadership import Leadership, build_elector, election_mode
 from edgeserver.runstate import Draining, LeaderState, prepare
@@ -23,49 +21,6 @@ from edgeserver.runstate import Draining, LeaderState, prepare
 on_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's"
 )
-
-
-# ---- coalesced reads ----------------------------------------------------------------------
-
-
-def test_shared_reads_never_answer_with_a_read_begun_before_the_call():
-    starts: list[float] = []
-
-    def read() -> int:
-        starts.append(time.monotonic())
-        time.sleep(0.01)
-        return len(starts)
-
-    shared = SharedReads(read)
-    problems, calls = [], 0
-    lock = threading.Lock()
-
-    def caller() -> None:
-        nonlocal calls
-        for _ in range(25):
-            called = time.monotonic()
-            number = shared.get()
-            with lock:
-                calls += 1
-                if starts[number - 1] < called:
-                    problems.append((called, starts[number - 1]))
-
-    threads = [threading.Thread(target=caller) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert problems == []
-    assert calls == 200
-    assert len(starts) < calls / 2  # callers that arrived together shared a read
-
-
-def test_shared_reads_pass_a_failure_to_every_caller_it_serves():
-    def read() -> int:
-        raise ConnectionError("database went away")
-
-    with pytest.raises(ConnectionError):
-        SharedReads(read).get()
 
 
 # ---- electors -----------------------------------------------------------------------------
