@@ -249,7 +249,10 @@ WSGI_APPLICATION = "edgeserver.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "edgeserver" / "templates"],
+        # edgeserver/templates is found as the edgeserver app's: listed here too, the
+        # templates that extend the admin's (index.html, base_site.html) were found twice
+        # and rendered their content twice.
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

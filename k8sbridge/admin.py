@@ -20,6 +20,7 @@ from devices.admin import (
     register_page_actions,
     summarise,
 )
+from devices.admin.display import relative_time
 from devices.models import Device
 from k8sbridge.api.errors import NOT_INITIALIZED_MESSAGE
 from k8sbridge.choices import SyncTrigger
@@ -150,16 +151,12 @@ class SyncRunAdmin(admin.ModelAdmin):
     """The record of syncs, read-only, with the live status page beside it."""
 
     list_display = (
-        "started_at",
+        "started",
         "action",
         "trigger",
         "namespace",
         "outcome",
-        "created",
-        "updated",
-        "unchanged",
-        "deleted",
-        "failed",
+        "objects",
         "total_healthy",
     )
     list_filter = ("outcome", "action", "trigger", "namespace")
@@ -171,6 +168,18 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, run: SyncRun) -> str:
+        return relative_time(run.started_at)
+
+    @admin.display(description="objects")
+    def objects(self, run: SyncRun) -> str:
+        """The counts in one column: the list fits 1280 px."""
+        return (
+            f"{run.created} created · {run.updated} updated · {run.unchanged} unchanged · "
+            f"{run.deleted} deleted · {run.failed} failed"
+        )
 
     def get_urls(self) -> list:
         status_view = self.admin_site.admin_view(self.status_view)

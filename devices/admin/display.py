@@ -89,7 +89,8 @@ def revision_diff(previous_config: Any, config: Any, old: str, new: str) -> Safe
         marked.append(format_html('<span class="ems-diff-{}">{}</span>', kind, line))
     if not marked:
         return format_html("<pre>{}</pre>", "no change")
-    return format_html('<pre class="ems-diff">{}</pre>', SafeString("\n".join(marked)))
+    # Each line is a block of its own: no newline between them.
+    return format_html('<pre class="ems-diff">{}</pre>', SafeString("".join(marked)))
 
 
 def live_id(device_id: str, column: str) -> str:

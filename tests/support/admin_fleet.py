@@ -82,7 +82,7 @@ def seed_fleet(count: int = 400, *, dead_port: int = 9, now: datetime | None = N
                 probed_address=f"{ip}:{dead_port}",
                 reload_pending=n % 17 == 4,
                 observed_ip=ip if n % 13 else f"127.2.0.{n % 250 + 1}",
-                config_in_sync=False if kind == "drifted" else True,
+                config_in_sync=kind != "drifted",
                 drifted_keys=["interval", "metrics"] if kind == "drifted" else [],
             )
         )
