@@ -145,3 +145,20 @@ def test_home_page_shows_each_panel_once(staff, anon):
     for panel in ("fleet-overview", "last-sync", "leader-status"):
         assert page.count(f'id="{panel}"') == 1, panel
     assert page.count("edgeserver/console.css") == 1
+
+
+def test_export_and_live_cells_refuse_unknown_filters(staff):
+    assert staff.get("/admin/devices/device/_export.csv?nonsense__gt=1").status_code == 400
+    assert staff.get("/admin/devices/device/_live/?nonsense__gt=1").status_code == 400
+
+
+def test_a_viewer_cannot_revoke_tokens(client, operator_token):
+    from users.models import ApiToken
+    from users.tokens import principal_for_token
+
+    user = User.objects.create_user("viewer", password="pw-for-tests", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_apitoken"))
+    client.force_login(user)
+    token = ApiToken.objects.get()
+    client.post("/admin/users/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert principal_for_token(operator_token) is not None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import (
@@ -93,7 +94,10 @@ def live_view(modeladmin: Any, request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["GET"])
     if not modeladmin.has_view_permission(request):
         raise PermissionDenied
-    changelist = modeladmin.get_changelist_instance(request)
+    try:
+        changelist = modeladmin.get_changelist_instance(request)
+    except IncorrectLookupParameters:
+        return HttpResponse(status=400)
     cells = [
         live_cell(device, column, oob=True)
         for device in changelist.result_list
@@ -147,7 +151,10 @@ def export_view(modeladmin: Any, request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["GET"])
     if not modeladmin.has_view_permission(request):
         raise PermissionDenied
-    devices = modeladmin.get_changelist_instance(request).get_queryset(request)
+    try:
+        devices = modeladmin.get_changelist_instance(request).get_queryset(request)
+    except IncorrectLookupParameters:
+        return HttpResponse("Unknown filter", status=400, content_type="text/plain")
     response = StreamingHttpResponse(_csv_rows(devices), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="devices.csv"'
     return response
