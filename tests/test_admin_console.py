@@ -162,3 +162,18 @@ def test_a_viewer_cannot_revoke_tokens(client, operator_token):
     token = ApiToken.objects.get()
     client.post("/admin/users/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert principal_for_token(operator_token) is not None
+
+
+def test_sorting_puts_never_observed_devices_at_the_same_end_on_every_database(staff, anon):
+    for device_id in ("a", "b", "never"):
+        send(anon, "PUT", f"/config/{device_id}", JETSON)
+    DeviceHealth.objects.filter(pk="never").delete()
+    DeviceHealth.objects.filter(pk="a").update(consecutive_failures=7)
+    page = staff.get("/admin/devices/device/?o=-6").content.decode()  # failures, descending
+    rows = page.split('id="result_list"')[1]
+    assert rows.index(">a</a>") < rows.index(">b</a>")
+    assert rows.index(">a</a>") < rows.index(">never</a>")
+    page = staff.get("/admin/devices/device/?o=5").content.decode()  # last seen, oldest first
+    assert page.split('id="result_list"')[1].index(">never</a>") < page.split(
+        'id="result_list"'
+    )[1].index(">a</a>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -267,16 +268,10 @@ def history_view(
         "more": len(revisions) > HISTORY_ROWS,
         "revisions_url": reverse("admin:devices_devicerevision_changelist")
         + "?"
-        + _query(device_id),
+        + urlencode({"device_id": device_id}),
         "device_exists": selectors.device_get(device_id=device_id) is not None,
         **(extra_context or {}),
     }
     if not context["device_exists"]:
         messages.info(request, "This device was deleted; its history is kept.")
     return TemplateResponse(request, modeladmin.object_history_template, context)
-
-
-def _query(device_id: str) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode({"device_id": device_id})

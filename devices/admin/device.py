@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
 from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -56,13 +57,25 @@ class DeviceAdmin(admin.ModelAdmin):
     actions = [actions.reload_devices, actions.probe_devices, actions.use_observed_ip]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
-        # The contract status as SQL, for sorting: no address or never observed = unknown.
+        # What the columns sort by, the same on SQLite and PostgreSQL (which put NULLs at
+        # opposite ends): the contract status (no address or never observed = unknown),
+        # and a device never observed as having no failures, no pending reload, no IP.
         status = Case(
             When(ip_address="", then=Value(DeviceStatus.UNKNOWN.value)),
             When(health__isnull=True, then=Value(DeviceStatus.UNKNOWN.value)),
             default=F("health__status"),
         )
-        return super().get_queryset(request).select_related("health").alias(status_rank=status)
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("health")
+            .alias(
+                status_rank=status,
+                failures_rank=Coalesce("health__consecutive_failures", 0),
+                pending_rank=Coalesce("health__reload_pending", False),
+                observed_rank=Coalesce("health__observed_ip", Value("")),
+            )
+        )
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         return ["device_id", *chosen_columns(request)]
@@ -124,27 +137,31 @@ class DeviceAdmin(admin.ModelAdmin):
     def status(self, device: Device) -> str:
         return live_cell(device, "status")
 
-    @admin.display(description="last seen", ordering="health__last_seen")
+    @admin.display(description="last seen", ordering=F("health__last_seen").asc(nulls_first=True))
     def last_seen(self, device: Device) -> str:
         return live_cell(device, "seen")
 
-    @admin.display(description="failures", ordering="health__consecutive_failures")
+    @admin.display(description="failures", ordering="failures_rank")
     def failures(self, device: Device) -> str:
         return live_cell(device, "failures")
 
-    @admin.display(description="reload pending", ordering="health__reload_pending")
+    @admin.display(description="reload pending", ordering="pending_rank")
     def reload_pending(self, device: Device) -> str:
         return live_cell(device, "pending")
 
-    @admin.display(description="config in sync", ordering="health__config_in_sync")
+    @admin.display(
+        description="config in sync", ordering=F("health__config_in_sync").asc(nulls_first=True)
+    )
     def config_in_sync(self, device: Device) -> str:
         return live_cell(device, "sync")
 
-    @admin.display(description="observed IP", ordering="health__observed_ip")
+    @admin.display(description="observed IP", ordering="observed_rank")
     def observed_ip(self, device: Device) -> str:
         return selectors.device_health(device).observed_ip or EMPTY
 
-    @admin.display(description="last checked", ordering="health__last_checked")
+    @admin.display(
+        description="last checked", ordering=F("health__last_checked").asc(nulls_first=True)
+    )
     def last_checked(self, device: Device) -> str:
         return short_time(selectors.device_health(device).last_checked)
 
