@@ -127,6 +127,32 @@ class DeviceHealth(models.Model):
         return f"{self.device_id}: {self.status}"
 
 
+class DeviceStatusChange(models.Model):
+    """One change of a device's stored status, written with the observation that made it.
+
+    The admin's status timeline and "status changes that matter" read these; a change
+    from `unknown` is a device's first probe. Kept by device id, like revisions; rows
+    older than STATUS_CHANGE_RETENTION are removed by the rounds that write new ones.
+    """
+
+    device_id = models.CharField(max_length=253)
+    previous = models.CharField(max_length=16, choices=DeviceStatus.choices)
+    status = models.CharField(max_length=16, choices=DeviceStatus.choices)
+    error = models.TextField(blank=True, default="")
+    changed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        indexes = [models.Index(fields=["device_id", "-changed_at"], name="status_change_device")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}: {self.previous} -> {self.status}"
+
+    @property
+    def is_first_probe(self) -> bool:
+        return self.previous == DeviceStatus.UNKNOWN
+
+
 class DeviceRevision(models.Model):
     """One change of a device's config, written in the same transaction as the change.
 

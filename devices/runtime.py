@@ -24,7 +24,7 @@ from devices import client, selectors
 from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceBadAnswer, DeviceUnreachable, NoAddress
 from devices.metrics import PROBE_DURATION, PROBES, RELOADS
-from devices.models import Device, DeviceHealth
+from devices.models import Device, DeviceHealth, DeviceStatusChange
 from edgeserver.db import write_transaction
 
 logger = logging.getLogger(__name__)
@@ -324,6 +324,8 @@ OBSERVATION_FIELDS = (
 )
 _STORE_BATCH = 500
 _REQUESTS_BATCH = 200
+# How long status changes are kept for the admin's timelines.
+STATUS_CHANGE_RETENTION = timedelta(days=30)
 
 
 @dataclass
@@ -334,6 +336,8 @@ class _Folded:
     changes: list[tuple[str, dict[str, Any]]]
     # Probe requests this round served, as (device id, the request's time).
     served: list[Q]
+    # The stored status changes, as rows of the status timeline.
+    transitions: list[DeviceStatusChange]
 
 
 def _fold(
@@ -351,7 +355,7 @@ def _fold(
         )
     }
     now = timezone.now()
-    folded = _Folded(changed=[], changes=[], served=[])
+    folded = _Folded(changed=[], changes=[], served=[], transitions=[])
     for device, (outcome, drift) in zip(targets, results, strict=True):
         stored = current.get(device.pk)
         if stored is None or stored[:2] != (device.ip_address, device.reload_port):
@@ -363,6 +367,15 @@ def _fold(
             health.probe_requested_at = None
         if _observe(health, outcome, _address(device), now):
             folded.changed.append(device.pk)
+            folded.transitions.append(
+                DeviceStatusChange(
+                    device_id=device.pk,
+                    previous=before["status"],
+                    status=health.status,
+                    error=health.error,
+                    changed_at=now,
+                )
+            )
         if outcome.reloaded:
             health.reload_pending = False
         # A comparison with a config that was replaced while we fetched it is not stored.
@@ -375,8 +388,11 @@ def _fold(
     return folded
 
 
-def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
-    """Write each device's changed fields, one UPDATE per distinct set of new values.
+def _store_observations(
+    changes: list[tuple[str, dict[str, Any]]], transitions: list[DeviceStatusChange]
+) -> None:
+    """Write each device's changed fields, one UPDATE per distinct set of new values, and
+    the status changes (old ones are dropped when new ones arrive).
 
     In a round most devices get the same values (the round's time, "healthy", no error),
     so a fleet of thousands is written in a handful of statements and one short
@@ -393,6 +409,11 @@ def _store_observations(changes: list[tuple[str, dict[str, Any]]]) -> None:
                 DeviceHealth.objects.filter(pk__in=device_ids[start : start + _STORE_BATCH]).update(
                     **values
                 )
+        if transitions:
+            DeviceStatusChange.objects.bulk_create(transitions, batch_size=_STORE_BATCH)
+            DeviceStatusChange.objects.filter(
+                changed_at__lt=timezone.now() - STATUS_CHANGE_RETENTION
+            ).delete()
 
 
 def _clear_requests(served: list[Q]) -> None:
@@ -436,7 +457,7 @@ def devices_probe(
     if still_leading is not None and not still_leading():
         logger.info("No longer the leader: this probe round is not stored")
         return ProbeRound(devices=targets, changed=[], seconds=time.monotonic() - started)
-    _store_observations(folded.changes)
+    _store_observations(folded.changes, folded.transitions)
     if serve_requests:
         # A device without an address has nothing to probe; its request is served all the same.
         folded.served += [

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from devices.models import Device, DeviceHealth, DeviceRevision
+from devices.models import Device, DeviceHealth, DeviceRevision, DeviceStatusChange
 from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
@@ -219,9 +219,11 @@ def fleet_summary() -> dict[str, Any]:
     }
 
 
-# How far back the admin's fleet overview lists status changes, and how many.
+# How far back the admin's fleet overview lists status changes, and how many rows of each
+# list it shows (each links to the whole list).
 RECENT_CHANGE_WINDOW = timedelta(hours=24)
-OVERVIEW_ROWS = 10
+OVERVIEW_ROWS = 8
+DOWN = (DeviceStatus.UNHEALTHY, DeviceStatus.UNREACHABLE)
 
 
 def _shares(counts: Mapping[str, int], total: int) -> list[dict[str, Any]]:
@@ -231,43 +233,78 @@ def _shares(counts: Mapping[str, int], total: int) -> list[dict[str, Any]]:
     ]
 
 
+def status_changes(*, device_id: str) -> QuerySet[DeviceStatusChange]:
+    """A device's status timeline, newest first."""
+    return DeviceStatusChange.objects.filter(device_id=device_id).order_by("-changed_at", "-id")
+
+
+def changes_that_matter(*, since: datetime) -> QuerySet[DeviceStatusChange]:
+    """Status changes since `since`, newest first, without first probes (from `unknown`)."""
+    return (
+        DeviceStatusChange.objects.filter(changed_at__gte=since)
+        .exclude(previous=DeviceStatus.UNKNOWN)
+        .order_by("-changed_at", "-id")
+    )
+
+
+def down_since(device_ids: Iterable[str]) -> dict[str, datetime]:
+    """When each device last went down from healthy (or from its first probe)."""
+    rows = (
+        DeviceStatusChange.objects.filter(
+            device_id__in=list(device_ids),
+            previous__in=[DeviceStatus.HEALTHY, DeviceStatus.UNKNOWN],
+            status__in=DOWN,
+        )
+        .values("device_id")
+        .annotate(since=Max("changed_at"))
+        .values_list("device_id", "since")
+    )
+    return dict(rows)
+
+
 def fleet_overview() -> dict[str, Any]:
-    """What the admin home shows: devices by status and by type, recent status changes and
-    devices whose running config differs from the served one."""
+    """What the admin home shows: devices by status and by type, the devices down now,
+    status changes that matter, drifted devices and pending reloads."""
     devices = list(device_list())
     statuses = {device.device_id: device_status(device) for device in devices}
     by_status = Counter({status.value: 0 for status in DeviceStatus})
     by_status.update(status for status, _ in statuses.values())
-    since = timezone.now() - RECENT_CHANGE_WINDOW
-    recent = sorted(
+    down = [d for d in devices if statuses[d.device_id][0] in DOWN]
+    since = down_since(d.device_id for d in down)
+    down_rows = sorted(
         (
-            device
-            for device in devices
-            if (changed := device_health(device).status_changed_at) and changed >= since
+            {
+                "device": device,
+                "status": statuses[device.device_id][0],
+                "error": statuses[device.device_id][1],
+                "since": since.get(device.device_id) or device_health(device).status_changed_at,
+                "last_seen": device_health(device).last_seen,
+            }
+            for device in down
         ),
-        key=lambda device: device_health(device).status_changed_at,
-        reverse=True,
+        key=lambda row: (row["since"] is None, row["since"] or timezone.now()),
     )
-    drifted = [device for device in devices if device_health(device).config_in_sync is False]
+    changes = changes_that_matter(since=timezone.now() - RECENT_CHANGE_WINDOW)
+    drifted = [d for d in devices if device_health(d).config_in_sync is False]
+    pending = [d for d in devices if device_health(d).reload_pending]
     return {
         "total": len(devices),
         "by_status": _shares(by_status, len(devices)),
         "by_type": _shares(
             dict(Counter(d.device_type for d in devices).most_common()), len(devices)
         ),
-        "recent_changes": [
-            {
-                "device": device,
-                "status": statuses[device.device_id][0],
-                "error": statuses[device.device_id][1],
-                "changed_at": device_health(device).status_changed_at,
-            }
-            for device in recent[:OVERVIEW_ROWS]
-        ],
-        "recent_total": len(recent),
+        "down": down_rows[:OVERVIEW_ROWS],
+        "down_total": len(down_rows),
+        "recent_changes": list(changes[:OVERVIEW_ROWS]),
+        "recent_total": changes.count(),
         "drifted": [
             {"device": device, "keys": device_health(device).drifted_keys}
             for device in drifted[:OVERVIEW_ROWS]
         ],
         "drifted_total": len(drifted),
+        "pending": [
+            {"device": device, "status": statuses[device.device_id][0]}
+            for device in pending[:OVERVIEW_ROWS]
+        ],
+        "pending_total": len(pending),
     }

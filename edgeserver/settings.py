@@ -202,6 +202,12 @@ KUBECONFIG = env.str("KUBECONFIG", default="")
 if K8S_SYNC_INTERVAL < 1 or K8S_REQUEST_TIMEOUT <= 0:
     raise ImproperlyConfigured("K8S_SYNC_INTERVAL and K8S_REQUEST_TIMEOUT must be positive")
 
+# --- Admin ------------------------------------------------------------------------------
+# Seconds between refreshes of the status cells of the admin's device list (htmx).
+ADMIN_REFRESH_INTERVAL = int(
+    _positive("ADMIN_REFRESH_INTERVAL", env.int("ADMIN_REFRESH_INTERVAL", default=15))
+)
+
 # --- Django ---------------------------------------------------------------------------
 INSTALLED_APPS = [
     # The project itself: its management commands (prepare_server) and templates.
@@ -213,6 +219,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    # Serves htmx as a static file: the admin's live parts, no hand-written JavaScript.
+    "django_htmx",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -240,8 +249,9 @@ WSGI_APPLICATION = "edgeserver.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        # edgeserver/templates is found as the edgeserver app's (listing it here too
-        # would render the admin home's additions twice: it extends itself).
+        # edgeserver/templates is found as the edgeserver app's: listed here too, the
+        # templates that extend the admin's (index.html, base_site.html) were found twice
+        # and rendered their content twice.
         "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {

@@ -13,78 +13,92 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from devices.admin import register_device_actions
+from devices.admin import (
+    Outcome,
+    PageAction,
+    register_device_actions,
+    register_page_actions,
+    summarise,
+)
+from devices.admin.display import relative_time
 from devices.models import Device
 from k8sbridge.api.errors import NOT_INITIALIZED_MESSAGE
 from k8sbridge.choices import SyncTrigger
 from k8sbridge.client import kube_api
 from k8sbridge.exceptions import ClientUnavailable, ClusterUnreachable
 from k8sbridge.models import SyncRun
-from k8sbridge.results import ItemResult
+from k8sbridge.results import ItemResult, SyncResult
 from k8sbridge.services import cluster_status, cluster_sync, device_objects_delete
 
-# Per-device messages shown after an action; beyond this they are summarised.
-MESSAGES_SHOWN = 50
+# Failures of a sync named in its summary message; the run's record keeps them all.
+EXAMPLES_SHOWN = 3
 
 
-def _item_message(item: ItemResult) -> tuple[int, str]:
+def _sync_summary(namespace: str, result: SyncResult) -> str:
+    text = (
+        f"Synced namespace {namespace}: {len(result.created)} created, "
+        f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
+        f"{len(result.deleted)} deleted, {len(result.failed)} failed"
+    )
+    problems = [*result.errors, *(f"{i.device_id}: {i.error}" for i in result.failed)]
+    if problems:
+        text += ". Failed: " + "; ".join(problems[:EXAMPLES_SHOWN])
+        if len(problems) > EXAMPLES_SHOWN:
+            text += f" and {len(problems) - EXAMPLES_SHOWN} more (see the run's record)"
+    return text
+
+
+def _item_outcome(item: ItemResult) -> Outcome:
     if item.status == "failed":
-        return messages.ERROR, f"{item.device_id}: failed: {item.error}"
-    return messages.SUCCESS, f"{item.device_id}: {item.status} ({item.service})"
-
-
-def _report(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, lines: list[tuple[int, str]]
-) -> None:
-    """One message per device, in device order; beyond MESSAGES_SHOWN a summary."""
-    for level, text in lines[:MESSAGES_SHOWN]:
-        modeladmin.message_user(request, text, level=level)
-    rest = lines[MESSAGES_SHOWN:]
-    if rest:
-        failed = sum(1 for level, _ in rest if level == messages.ERROR)
-        modeladmin.message_user(
-            request,
-            f"… and {len(rest)} more devices ({failed} of them failed)",
-            level=messages.WARNING if failed else messages.INFO,
-        )
+        return Outcome(item.device_id, "failed", item.error, ok=False)
+    return Outcome(item.device_id, item.status, item.service)
 
 
 def _cluster_problem(modeladmin: admin.ModelAdmin, request: HttpRequest, exc: Exception) -> None:
+    modeladmin.message_user(request, _cluster_problem_text(exc), level=messages.ERROR)
+
+
+def _cluster_problem_text(exc: Exception) -> str:
     if isinstance(exc, ClientUnavailable):
-        text = f"No Kubernetes cluster is configured ({NOT_INITIALIZED_MESSAGE.lower()}): {exc}"
-    else:
-        text = f"The Kubernetes API server did not answer: {exc}"
-    modeladmin.message_user(request, text, level=messages.ERROR)
+        return f"No Kubernetes cluster is configured ({NOT_INITIALIZED_MESSAGE.lower()}): {exc}"
+    return f"The Kubernetes API server did not answer: {exc}"
 
 
-@admin.action(description="Sync selected devices to Kubernetes")
-def sync_devices_to_kubernetes(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Device]
-) -> None:
-    """Reconcile the selected devices in K8S_NAMESPACE and report each one."""
-    device_ids = list(queryset.values_list("device_id", flat=True))
-    try:
-        result = cluster_sync(
-            namespace=settings.K8S_NAMESPACE, device_ids=device_ids, trigger=SyncTrigger.ADMIN
-        )
-    except (ClientUnavailable, ClusterUnreachable) as exc:
-        _cluster_problem(modeladmin, request, exc)
-        return
-    lines = []
+def sync_outcomes(device_ids: list[str]) -> list[Outcome]:
+    """Reconcile these devices in K8S_NAMESPACE; one outcome per device, in id order.
+
+    Raises ClientUnavailable or ClusterUnreachable."""
+    result = cluster_sync(
+        namespace=settings.K8S_NAMESPACE, device_ids=device_ids, trigger=SyncTrigger.ADMIN
+    )
+    outcomes = []
     for device_id in sorted(device_ids):
         item = result.item_for(device_id)
         if item is not None:
-            lines.append(_item_message(item))
+            outcomes.append(_item_outcome(item))
             continue
         # Not healthy (under K8S_UNHEALTHY_POLICY=delete) or without IP: no objects.
         reason = next((i.error for i in result.not_published if i.device_id == device_id), "")
         removed = any(i.device_id == device_id for i in result.deleted)
-        note = f"not published ({reason})" + ("; its objects were deleted" if removed else "")
-        lines.append((messages.WARNING, f"{device_id}: {note}"))
-    _report(modeladmin, request, lines)
+        note = reason + ("; its objects were deleted" if removed else "")
+        outcomes.append(Outcome(device_id, "not published", note))
+    return outcomes
 
 
-@admin.action(description="Delete Kubernetes objects of selected devices")
+@admin.action(description="Sync selected devices to Kubernetes", permissions=["change"])
+def sync_devices_to_kubernetes(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Device]
+) -> None:
+    """Reconcile the selected devices in K8S_NAMESPACE: one summary message."""
+    try:
+        outcomes = sync_outcomes(list(queryset.values_list("device_id", flat=True)))
+    except (ClientUnavailable, ClusterUnreachable) as exc:
+        _cluster_problem(modeladmin, request, exc)
+        return
+    summarise(modeladmin, request, "Kubernetes sync", outcomes)
+
+
+@admin.action(description="Delete Kubernetes objects of selected devices", permissions=["change"])
 def delete_kubernetes_objects(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Device]
 ) -> None:
@@ -92,18 +106,44 @@ def delete_kubernetes_objects(
 
     A device that is still published gets them back at the next sync.
     """
-    lines = []
+    outcomes = []
     for device in queryset.order_by("device_id"):
         try:
             item = device_objects_delete(device=device, namespace=settings.K8S_NAMESPACE)
         except (ClientUnavailable, ClusterUnreachable) as exc:
             _cluster_problem(modeladmin, request, exc)
             return
-        lines.append(_item_message(item))
-    _report(modeladmin, request, lines)
+        outcomes.append(_item_outcome(item))
+    summarise(modeladmin, request, "Delete Kubernetes objects", outcomes)
+
+
+def _sync_one(request: HttpRequest, device: Device) -> Outcome:
+    try:
+        return sync_outcomes([device.device_id])[0]
+    except (ClientUnavailable, ClusterUnreachable) as exc:
+        return Outcome(device.device_id, "failed", _cluster_problem_text(exc), ok=False)
+
+
+def _delete_one(request: HttpRequest, device: Device) -> Outcome:
+    try:
+        item = device_objects_delete(device=device, namespace=settings.K8S_NAMESPACE)
+    except (ClientUnavailable, ClusterUnreachable) as exc:
+        return Outcome(device.device_id, "failed", _cluster_problem_text(exc), ok=False)
+    return _item_outcome(item)
 
 
 register_device_actions(sync_devices_to_kubernetes, delete_kubernetes_objects)
+register_page_actions(
+    PageAction("k8s-sync", "Sync to Kubernetes", _sync_one, order=30),
+    PageAction(
+        "k8s-delete",
+        "Delete Kubernetes objects",
+        _delete_one,
+        order=40,
+        confirm="Delete this device's Service and Endpoints? A published device gets them "
+        "back at the next sync.",
+    ),
+)
 
 
 @admin.register(SyncRun)
@@ -111,16 +151,12 @@ class SyncRunAdmin(admin.ModelAdmin):
     """The record of syncs, read-only, with the live status page beside it."""
 
     list_display = (
-        "started_at",
+        "started",
         "action",
         "trigger",
         "namespace",
         "outcome",
-        "created",
-        "updated",
-        "unchanged",
-        "deleted",
-        "failed",
+        "objects",
         "total_healthy",
     )
     list_filter = ("outcome", "action", "trigger", "namespace")
@@ -132,6 +168,18 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, run: SyncRun) -> str:
+        return relative_time(run.started_at)
+
+    @admin.display(description="objects")
+    def objects(self, run: SyncRun) -> str:
+        """The counts in one column: the list fits 1280 px."""
+        return (
+            f"{run.created} created · {run.updated} updated · {run.unchanged} unchanged · "
+            f"{run.deleted} deleted · {run.failed} failed"
+        )
 
     def get_urls(self) -> list:
         status_view = self.admin_site.admin_view(self.status_view)
@@ -150,18 +198,11 @@ class SyncRunAdmin(admin.ModelAdmin):
                 raise PermissionDenied
             try:
                 result = cluster_sync(namespace=namespace, trigger=SyncTrigger.ADMIN)
-                level = messages.SUCCESS if result.ok else messages.WARNING
                 self.message_user(
                     request,
-                    f"Synced namespace {namespace}: {len(result.created)} created, "
-                    f"{len(result.updated)} updated, {len(result.unchanged)} unchanged, "
-                    f"{len(result.deleted)} deleted, {len(result.failed)} failed",
-                    level=level,
+                    _sync_summary(namespace, result),
+                    level=messages.SUCCESS if result.ok else messages.WARNING,
                 )
-                for item in result.failed[:MESSAGES_SHOWN]:
-                    self.message_user(
-                        request, f"{item.device_id}: {item.error}", level=messages.ERROR
-                    )
             except (ClientUnavailable, ClusterUnreachable) as exc:
                 _cluster_problem(self, request, exc)
             return HttpResponseRedirect(reverse("admin:k8sbridge_syncrun_status"))

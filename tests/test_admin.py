@@ -88,14 +88,27 @@ def test_change_with_stale_version_is_refused(staff, anon):
     assert Device.objects.get(pk="edge-01").port == 9300
 
 
-def test_change_shows_history_and_saves(staff, anon):
+def test_change_saves_and_the_history_button_shows_the_revisions(staff, anon):
     send(anon, "PUT", "/config/edge-01", JETSON)
     page = staff.get("/admin/devices/device/edge-01/change/").content.decode()
-    assert "Recent revisions" in page and "anonymous" in page
+    assert "/admin/devices/device/edge-01/history/" in page
     response = staff.post("/admin/devices/device/edge-01/change/", _form(version="1", port="9400"))
     assert response.status_code == 302
     assert anon.get("/config/edge-01").json()["port"] == 9400
     assert DeviceRevision.objects.filter(device_id="edge-01").count() == 2
+    # One history: the project's revisions, each with its diff, not Django's edit log.
+    history = staff.get("/admin/devices/device/edge-01/history/").content.decode()
+    assert "v2 · Updated by admin:ops (admin)" in history
+    assert "v1 · Created by anonymous" in history
+    assert "-  &quot;port&quot;: 9102," in history and "+  &quot;port&quot;: 9400," in history
+
+
+def test_history_of_a_deleted_device_is_kept(staff, anon):
+    send(anon, "PUT", "/config/edge-01", JETSON)
+    staff.post("/admin/devices/device/edge-01/delete/", {"post": "yes"})
+    history = staff.get("/admin/devices/device/edge-01/history/")
+    assert history.status_code == 200
+    assert "was deleted" in history.content.decode()
 
 
 def test_delete_from_admin_records_a_revision(staff, anon):

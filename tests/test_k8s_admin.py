@@ -56,12 +56,14 @@ def test_sync_action_reports_each_device(kube, action_request):
         Device.objects.filter(device_id__in=["edge-01", "EDGE-01", "ill"]),
     )
 
-    assert shown(action_request) == [
-        ("error", "EDGE-01: failed: name collision: edge-device-edge-01 is already used by "
-                  "device edge-01, which was registered first"),
-        ("success", "edge-01: created (edge-device-edge-01)"),
-        ("warning", "ill: not published (device is not healthy)"),
-    ]
+    [(level, message)] = shown(action_request)
+    assert level == "warning"
+    assert message.startswith(
+        "Kubernetes sync of 3 devices: 1 failed, 1 created, 1 not published. Failed: "
+        "<code>EDGE-01</code> (name collision: edge-device-edge-01 is already used by "
+        "device edge-01, which was registered first). "
+    )
+    assert "Show the 1 device that failed" in message
     assert kube.names("services", NS) == ["edge-device-edge-01"]
     assert SyncRun.objects.get().trigger == "admin"
 
@@ -74,7 +76,9 @@ def test_delete_action_removes_only_the_selected_devices_objects(kube, new_reque
 
     delete_kubernetes_objects(device_admin(), action_request, Device.objects.filter(pk="a"))
 
-    assert shown(action_request) == [("success", "a: deleted (edge-device-a)")]
+    assert shown(action_request) == [
+        ("success", "Delete Kubernetes objects of 1 device: 1 deleted.")
+    ]
     assert kube.names("services", NS) == ["edge-device-b"]
 
 

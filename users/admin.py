@@ -135,7 +135,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             format_html("Token issued. Copy it now, it is not shown again: <code>{}</code>", raw),
         )
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             api_token_revoke(token=token)

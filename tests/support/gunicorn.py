@@ -80,7 +80,11 @@ def fresh_database(tmp_path: Path, postgres_url: str | None = None) -> Iterator[
 def _static_root() -> Path:
     """collectstatic once per test session (the manifest the production storage needs)."""
     target = ROOT / ".test-results" / "static"
-    if not (target / "staticfiles.json").exists():
+    manifest = target / "staticfiles.json"
+    # Again when an app's static file changed since (a stale manifest makes pages fail).
+    apps = ("edgeserver", "devices", "k8sbridge", "users")
+    sources = [p for app in apps for p in (ROOT / app).glob("static/**/*") if p.is_file()]
+    if not manifest.exists() or any(p.stat().st_mtime > manifest.stat().st_mtime for p in sources):
         subprocess.run(
             [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
             cwd=ROOT,
