@@ -266,5 +266,5 @@ def test_the_admin_home_names_the_leader_once(admin_client, settings, tmp_path):
     settings.LEADER_ELECTION = "none"
     page = admin_client.get("/admin/").content.decode()
     assert page.count('id="leader-status"') == 1
-    assert "(this replica)" in page
+    assert '<span class="ems-badge ems-healthy">this replica</span>' in page
     assert "leader election:\n    <code>none</code>" in page
