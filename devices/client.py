@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import resource
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -128,18 +128,27 @@ def run_each(
     if not items:
         return []
     limit = limit or call_limit()
+    results: list[Any] = [None] * len(items)
 
-    async def main() -> list[R]:
-        gate = asyncio.Semaphore(limit)
+    async def main() -> None:
+        # `limit` workers taking the next item in turn: a semaphore with thousands of
+        # waiters costs a scan of its queue at every release.
+        pending = iter(range(len(items)))
 
-        async def one(session: Session, item: T) -> R:
-            async with gate:
-                return await func(session, item)
+        async def worker(session: Session) -> None:
+            for index in pending:
+                results[index] = await func(session, items[index])
 
         async with _session() as session:
-            return await asyncio.gather(*(one(session, item) for item in items))
+            await asyncio.gather(*(worker(session) for _ in range(min(limit, len(items)))))
 
-    return asyncio.run(main())
+    _run(main())
+    return results
+
+
+def _run(main: Coroutine[Any, Any, R]) -> R:
+    """Run a batch in a new event loop of this thread's own."""
+    return asyncio.run(main)
 
 
 def run_one(func: Callable[[Session], Awaitable[R]]) -> R:
@@ -149,7 +158,7 @@ def run_one(func: Callable[[Session], Awaitable[R]]) -> R:
         async with _session() as session:
             return await func(session)
 
-    return asyncio.run(main())
+    return _run(main())
 
 
 # ---- calls ----------------------------------------------------------------------------

@@ -442,6 +442,9 @@ def devices_probe(
     checked_at = timezone.now()
     for device in targets:
         _health_of(device)  # loaded here: the calls run where the database is not used
+    # Devices last found unreachable go first: each is likely to hold its call for the
+    # whole PROBE_TIMEOUT, and started together those waits overlap the rest of the round.
+    targets.sort(key=lambda device: _health_of(device).status != DeviceStatus.UNREACHABLE)
     plans = [(device, _drift_due(device, recheck_drift, checked_at)) for device in targets]
     results = client.run_each(_look_at, plans)
     folded = _fold(targets, results, serve_requests=serve_requests)
