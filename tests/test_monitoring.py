@@ -219,10 +219,10 @@ def test_at_most_probe_concurrency_probes_are_in_flight(exporters, settings):
     result = runtime.devices_probe(devices=list(selectors.device_list()))
     elapsed = time.monotonic() - started
     assert silent.connections() == 30
-    # The exporter notices a hang-up a moment after it happens, so the next wave's first
-    # connection can be counted before the first wave's close: allow one or two of those
-    # (unbounded probing would open all 30 at once).
-    assert 10 <= silent.open_before_first_close() <= 12
+    # The exporter notices a hang-up a moment after it happens, and the ten calls of a wave
+    # give up at the same instant, so some of the next wave's connections can be counted
+    # before the first wave's close (unbounded probing would open all 30 at once).
+    assert 10 <= silent.open_before_first_close() < 20
     # Three waves of ten, each held for the whole timeout.
     assert elapsed >= 3 * 0.3 * 0.9
     assert len(result.devices) == 30
