@@ -201,6 +201,10 @@ K8S_AUTO_SYNC = env.bool("K8S_AUTO_SYNC", default=False)
 K8S_SYNC_INTERVAL = env.int("K8S_SYNC_INTERVAL", default=300)
 # Seconds one Kubernetes API call may take before it counts as failed (timeout).
 K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
+# Kubernetes writes a sync has in flight at once (devices are applied side by side).
+K8S_WRITE_CONCURRENCY = int(
+    _positive("K8S_WRITE_CONCURRENCY", env.int("K8S_WRITE_CONCURRENCY", default=16))
+)
 # Kubeconfig file(s), `:`-separated like kubectl's; empty = in-cluster, else ~/.kube/config.
 KUBECONFIG = env.str("KUBECONFIG", default="")
 if K8S_SYNC_INTERVAL < 1 or K8S_REQUEST_TIMEOUT <= 0:
