@@ -1,12 +1,8 @@
-"""A fleet of fake exporters for the benchmarks, on loopback.
+"""A fleet of fake exporters for the benchmarks, in one asyncio process on loopback.
 
 Each device listens on its own port of 127.0.0.1 and answers like edge-metrics-exporter's
 management port: `GET /health` 200 JSON, `GET /config` its running config, `POST /reload`
-200 "Config reload triggered". The answering devices are served by a few asyncio worker
-processes (a share of the ports each: one process would run out of descriptors at 10,000
-devices, a listening socket and a connection each). Blackholed devices listen and never
-accept: the kernel completes a handshake or two for the backlog, then drops the SYNs,
-and nothing is ever answered.
+200 "Config reload triggered". Blackholed devices accept the connection and never answer.
 
 Run: `python -m bench.fleet --healthy 900 --blackholed 100`; it prints one JSON line
 `{"healthy": [ports], "blackholed": [ports]}` once every port listens, then serves until
@@ -18,10 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
 import signal
-import socket
 import sys
 
 HEALTH = json.dumps(
@@ -31,8 +24,6 @@ HEALTH = json.dumps(
 ).encode()
 CONFIG = json.dumps({"device_type": "jetson_orin", "port": 9102, "reload_port": 9101}).encode()
 RELOADED = b"Config reload triggered"
-# Answering devices per worker process.
-PER_PROCESS = 3000
 
 
 def _answer(status: str, body: bytes, content_type: str) -> bytes:
@@ -63,22 +54,36 @@ async def _serve_healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         writer.close()
 
 
-def _listener(backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(backlog)
-    return sock
+async def _serve_blackholed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Hold the connection open without a byte of answer until the caller gives up.
+    try:
+        while await reader.read(4096):
+            pass
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
-async def _serve(listeners: list[socket.socket]) -> None:
-    for sock in listeners:
-        await asyncio.start_server(_serve_healthy, sock=sock, backlog=1024)
-    await asyncio.Event().wait()
-
-
-def _worker(listeners: list[socket.socket]) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    asyncio.run(_serve(listeners))
+async def _run(healthy: int, blackholed: int) -> None:
+    servers = []
+    ports: dict[str, list[int]] = {"healthy": [], "blackholed": []}
+    for kind, count, handler in (
+        ("healthy", healthy, _serve_healthy),
+        ("blackholed", blackholed, _serve_blackholed),
+    ):
+        for _ in range(count):
+            server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=256)
+            servers.append(server)
+            ports[kind].append(server.sockets[0].getsockname()[1])
+    print(json.dumps(ports), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.read(1) else None)
+    await stop.wait()
+    for server in servers:
+        server.close()
 
 
 def main() -> None:
@@ -86,36 +91,7 @@ def main() -> None:
     parser.add_argument("--healthy", type=int, default=900)
     parser.add_argument("--blackholed", type=int, default=100)
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    healthy = [_listener(1024) for _ in range(args.healthy)]
-    blackholed = [_listener(1) for _ in range(args.blackholed)]
-    ports = {
-        "healthy": [sock.getsockname()[1] for sock in healthy],
-        "blackholed": [sock.getsockname()[1] for sock in blackholed],
-    }
-    workers = []
-    for start in range(0, len(healthy), PER_PROCESS):
-        share = healthy[start : start + PER_PROCESS]
-        pid = os.fork()
-        if pid == 0:
-            for sock in healthy[:start] + healthy[start + PER_PROCESS :] + blackholed:
-                sock.close()
-            _worker(share)
-            os._exit(0)
-        workers.append(pid)
-    for sock in healthy:
-        sock.close()  # the workers serve them
-    print(json.dumps(ports), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while sys.stdin.read(1):
-            pass
-    finally:
-        for pid in workers:
-            os.kill(pid, signal.SIGTERM)
-        for pid in workers:
-            os.waitpid(pid, 0)
+    asyncio.run(_run(args.healthy, args.blackholed))
 
 
 if __name__ == "__main__":

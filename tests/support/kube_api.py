@@ -384,7 +384,11 @@ def _requirements(selector: str) -> list[tuple[str, str, list[str]]]:
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
-    for operator, key, values in _requirements(selector):
+    return _matches(_requirements(selector), labels)
+
+
+def _matches(requirements: list[tuple[str, str, list[str]]], labels: dict[str, str]) -> bool:
+    for operator, key, values in requirements:
         present = key in labels
         value = labels.get(key)
         if operator == "=" and value != values[0]:
@@ -528,7 +532,8 @@ class FakeKubeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
+            # Connections are kept between calls, as a real API server keeps them.
+            protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -590,7 +595,8 @@ class FakeKubeApi:
             time.sleep(self.latency)
         code, body = self._answer(handler, call, raw)
         call.status = code
-        if code == 0:  # stalled: no answer at all
+        if code == 0:  # stalled: no answer at all, and the connection dropped
+            handler.close_connection = True
             return
         payload = json.dumps(body).encode()
         try:
@@ -798,46 +804,32 @@ class FakeKubeApi:
 
     def _list(self, call: Call) -> dict[str, Any]:
         selector = call.query.get("labelSelector", "")
-        _requirements(selector)  # a malformed selector is a 400 even with nothing to match
         group, version, kind = RESOURCES[call.resource]
         after = self._continue_from(call)
         try:
             limit = int(call.query.get("limit") or 0)
         except ValueError:
             raise ApiFailure(400, "BadRequest", "limit must be an integer") from None
-        names = sorted(
+        requirements = _requirements(selector)
+        matching = sorted(
             name
-            for (resource, namespace, name) in self.store
-            if resource == call.resource and namespace == call.namespace and name > after
+            for (resource, namespace, name), stored in self.store.items()
+            if resource == call.resource
+            and namespace == call.namespace
+            and name > after
+            and _matches(requirements, stored.obj["metadata"].get("labels") or {})
         )
+        page = matching[:limit] if limit else matching
         items = []
-        metadata: dict[str, Any] = {"resourceVersion": str(self._resource_version)}
-        for position, name in enumerate(names):
-            stored = self.store[(call.resource, call.namespace, name)]
-            labels = stored.obj["metadata"].get("labels") or {}
-            if not selector_matches(selector, labels):
-                continue
-            if limit and len(items) == limit:
-                # The real server counts what is left without the selector's filter too
-                # ("an estimate"); the fake counts exactly.
-                rest = [
-                    n
-                    for n in names[position:]
-                    if selector_matches(
-                        selector,
-                        self.store[(call.resource, call.namespace, n)].obj["metadata"].get(
-                            "labels"
-                        )
-                        or {},
-                    )
-                ]
-                metadata["continue"] = self._continue_token(call, items[-1]["metadata"]["name"])
-                metadata["remainingItemCount"] = len(rest)
-                break
-            item = copy.deepcopy(stored.obj)
+        for name in page:
+            item = copy.deepcopy(self.store[(call.resource, call.namespace, name)].obj)
             item.pop("kind", None)
             item.pop("apiVersion", None)
             items.append(item)
+        metadata: dict[str, Any] = {"resourceVersion": str(self._resource_version)}
+        if len(matching) > len(page):
+            metadata["continue"] = self._continue_token(call, page[-1])
+            metadata["remainingItemCount"] = len(matching) - len(page)
         return {
             "kind": f"{kind}List",
             "apiVersion": f"{group}/{version}" if group else version,
