@@ -1,6 +1,7 @@
 """A fleet of fake exporters for the benchmarks, on loopback.
 
-Each device listens on its own port of 127.0.0.1 and answers like edge-metrics-exporter's
+Each device listens on an address of its own in 127.0.0.0/8 (127.1.0.1, 127.1.0.2, ...:
+devices of a real fleet have one each) and answers like edge-metrics-exporter's
 management port: `GET /health` 200 JSON, `GET /config` its running config, `POST /reload`
 200 "Config reload triggered". The answering devices are served by a few asyncio worker
 processes (a share of the ports each: one process would run out of descriptors at 10,000
@@ -9,8 +10,8 @@ accept: the kernel completes a handshake or two for the backlog, then drops the 
 and nothing is ever answered.
 
 Run: `python -m bench.device_fleet --healthy 9000 --blackholed 1000`; it prints one JSON line
-`{"healthy": [ports], "blackholed": [ports]}` once every port listens, then serves until
-stdin closes or it gets SIGTERM.
+`{"healthy": [[ip, port], ...], "blackholed": [[ip, port], ...]}` once every port listens,
+then serves until stdin closes or it gets SIGTERM.
 """
 
 from __future__ import annotations
@@ -63,9 +64,14 @@ async def _serve_healthy(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         writer.close()
 
 
-def _listener(backlog: int) -> socket.socket:
+def address(index: int) -> str:
+    """The loopback address of the fleet's device `index` (127.1.0.1 onwards)."""
+    return f"127.{1 + index // 62500}.{index // 250 % 250}.{index % 250 + 1}"
+
+
+def _listener(index: int, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((address(index), 0))
     sock.listen(backlog)
     return sock
 
@@ -88,11 +94,11 @@ def main() -> None:
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    healthy = [_listener(1024) for _ in range(args.healthy)]
-    blackholed = [_listener(1) for _ in range(args.blackholed)]
+    healthy = [_listener(i, 1024) for i in range(args.healthy)]
+    blackholed = [_listener(args.healthy + i, 1) for i in range(args.blackholed)]
     ports = {
-        "healthy": [sock.getsockname()[1] for sock in healthy],
-        "blackholed": [sock.getsockname()[1] for sock in blackholed],
+        "healthy": [list(sock.getsockname()[:2]) for sock in healthy],
+        "blackholed": [list(sock.getsockname()[:2]) for sock in blackholed],
     }
     workers = []
     for start in range(0, len(healthy), PER_PROCESS):
