@@ -12,7 +12,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from devices.models import Device, DeviceHealth, DeviceRevision
+from devices.models import Device, DeviceHealth, DeviceRevision, config_document
 from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
@@ -39,6 +39,85 @@ def device_page(
     if after:
         devices = devices.filter(device_id__gt=after)
     return list(devices if limit is None else devices[: limit + 1])
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    """What a fleet list shows of a stored observation (the fields of DeviceHealth it
+    reads; the defaults are those of a device never observed)."""
+
+    status: str | None = None
+    error: str = ""
+    exporter_status: str = ""
+    last_checked: Any = None
+    last_seen: Any = None
+    observed_ip: str = ""
+    last_contact: Any = None
+    config_in_sync: bool | None = None
+    reload_pending: bool = False
+    drifted_keys: Any = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device as a fleet list shows it, read as plain values: building 10,000 model
+    instances (with their observations) costs more than the rest of the answer."""
+
+    device_id: str
+    device_type: str
+    ip_address: str
+    port: int
+    reload_port: int
+    health: ObservationRow
+
+
+_ROW_FIELDS = ("device_id", "device_type", "ip_address", "port", "reload_port")
+_OBSERVATION_FIELDS = tuple(ObservationRow.__slots__)
+
+
+def device_rows(
+    devices: QuerySet[Device], *, after: str = "", limit: int | None = None
+) -> list[DeviceRow]:
+    """`device_page` of `devices`, as rows of the fields a status item shows."""
+    if after:
+        devices = devices.filter(device_id__gt=after)
+    columns = [*_ROW_FIELDS, "health__device_id", *(f"health__{f}" for f in _OBSERVATION_FIELDS)]
+    rows = devices.values_list(*columns)
+    if limit is not None:
+        rows = rows[: limit + 1]
+    found = []
+    width = len(_ROW_FIELDS)
+    for row in rows:
+        observed = row[width + 1 :]
+        health = ObservationRow(*observed) if row[width] is not None else ObservationRow()
+        found.append(DeviceRow(*row[:width], health=health))
+    return found
+
+
+def config_rows(*, after: str = "", limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(device id, served config) of each device in device-id order, read as plain values."""
+    rows = (
+        Device.objects.filter(device_id__gt=after)
+        .order_by("device_id")
+        .values_list(
+            "device_id", "device_type", "port", "reload_port", "enabled_metrics", "extra_config"
+        )
+    )
+    if limit is not None:
+        rows = rows[: limit + 1]
+    return [
+        (
+            device_id,
+            config_document(
+                device_type=device_type,
+                port=port,
+                reload_port=reload_port,
+                enabled_metrics=metrics,
+                extra_config=extra or {},
+            ),
+        )
+        for device_id, device_type, port, reload_port, metrics, extra in rows
+    ]
 
 
 def device_health(device: Device) -> DeviceHealth:

@@ -27,12 +27,10 @@ class ConfigListView(DeviceApiView):
     def get(self, request: Request) -> Response:
         """All stored configs, each with its device_id (operator route); `?limit=` pages."""
         page = page_request(request.query_params)
-        devices = selectors.device_page(
-            selectors.device_list(), after=page.after, limit=page.limit
-        )
-        devices, next_cursor = page_of(devices, page, key=lambda device: device.device_id)
+        configs = selectors.config_rows(after=page.after, limit=page.limit)
+        configs, next_cursor = page_of(configs, page, key=lambda row: row[0])
         context = {"next_cursor": next_cursor} if page.paged else {}
-        return Response(r.ConfigListSerializer(devices, context=context).data)
+        return Response(r.ConfigListSerializer(configs, context=context).data)
 
 
 class DeviceListView(DeviceApiView):
@@ -54,15 +52,13 @@ class DeviceListView(DeviceApiView):
         if not filterset.is_valid():
             field, problems = next(iter(filterset.errors.items()))
             raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
-        devices = selectors.device_page(filterset.qs, after=page.after, limit=page.limit)
-        devices, next_cursor = page_of(devices, page, key=lambda device: device.device_id)
         if refresh:
-            runtime.devices_probe(devices=devices, recheck_drift=True)
-            # Read again: what the probes stored, and nothing deleted meanwhile.
-            if page.paged:
-                devices = list(selectors.device_list().filter(pk__in=[d.pk for d in devices]))
-            else:
-                devices = list(filterset.qs.all())
+            probed = selectors.device_page(filterset.qs, after=page.after, limit=page.limit)
+            probed, _ = page_of(probed, page, key=lambda device: device.device_id)
+            runtime.devices_probe(devices=probed, recheck_drift=True)
+        # Read (again): what the probes stored, and nothing deleted meanwhile.
+        devices = selectors.device_rows(filterset.qs, after=page.after, limit=page.limit)
+        devices, next_cursor = page_of(devices, page, key=lambda device: device.device_id)
         context = {"next_cursor": next_cursor} if page.paged else {}
         return Response(r.DeviceListSerializer(devices, context=context).data)
 

@@ -88,15 +88,15 @@ def _paged(body: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ConfigListSerializer(serializers.Serializer):
-    """`total` counts the configs of this answer (of the page, when paged)."""
+    """From (device id, served config) rows (selectors.config_rows); `total` counts the
+    configs of this answer (of the page, when paged)."""
 
     configs = ConfigListItemSerializer(many=True)
     total = serializers.IntegerField()
     next_cursor = serializers.CharField(required=False, allow_null=True, help_text=NEXT_CURSOR_HELP)
 
-    def to_representation(self, devices: Sequence[Device]) -> dict[str, Any]:
-        item = ConfigListItemSerializer().to_representation
-        configs = [item(device) for device in devices]
+    def to_representation(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        configs = [{"device_id": device_id, **document} for device_id, document in rows]
         return _paged({"configs": configs, "total": len(configs)}, self.context)
 
 
