@@ -151,6 +151,16 @@ def shared_addresses(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return {ip: sorted(ids) for ip, ids in holders.items() if len(ids) > 1}
 
 
+def shared_addresses_among(ips: Iterable[str]) -> dict[str, list[str]]:
+    """`shared_addresses` of these addresses only (a page's): one query of the devices at
+    them, instead of grouping the whole fleet by address."""
+    wanted = {ip for ip in ips if ip}
+    if not wanted:
+        return {}
+    rows = Device.objects.filter(ip_address__in=wanted).values_list("device_id", "ip_address")
+    return shared_addresses(rows)
+
+
 def fleet_shared_addresses() -> dict[str, list[str]]:
     """`shared_addresses` over the whole fleet, in one query."""
     shared = (

@@ -267,9 +267,15 @@ class DeviceListSerializer(serializers.Serializer):
     unhealthy = serializers.IntegerField()
     next_cursor = serializers.CharField(required=False, allow_null=True, help_text=NEXT_CURSOR_HELP)
 
+    # Up to this many devices (a page), shared addresses are looked up for theirs only.
+    PAGE_SIZED = 1000
+
     def to_representation(self, devices: Sequence[Device]) -> dict[str, Any]:
-        context = {"shared_addresses": selectors.fleet_shared_addresses()}
-        item = DeviceStatusItemSerializer(context=context).to_representation
+        if len(devices) <= self.PAGE_SIZED:
+            shared = selectors.shared_addresses_among(d.ip_address for d in devices)
+        else:
+            shared = selectors.fleet_shared_addresses()
+        item = DeviceStatusItemSerializer(context={"shared_addresses": shared}).to_representation
         items = [item(device) for device in devices]
         healthy = sum(1 for i in items if i["status"] == DeviceStatus.HEALTHY)
         body = {
