@@ -1,38 +1,56 @@
 """Benchmarks of the hot paths: `make bench` (never part of `make test`).
 
 Starts the server as production does (gunicorn with edgeserver/gunicorn.conf.py, the
-container's defaults, the single device monitor), seeds a fresh database with 1000
-devices served by a fake fleet (900 answering, 100 blackholed) and prints a markdown
-table. Throughput is reported as the median of several runs and as a ratio to a bare
-Django view measured in the same run under the same gunicorn settings.
+container's defaults, the single device monitor), seeds a fresh database with N devices
+(`--devices`, default 1000) served by a fake fleet (a tenth of them blackholed) and prints
+a markdown table against the targets of issue 16 (set for 10,000 devices). Throughput is
+reported as the median of several runs and as a ratio to a bare Django view measured in
+the same run under the same gunicorn settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("fetch", "write", "fleet", "probe", "reload", "memory", "k8s")
+SCENARIOS = ("fetch", "pgfetch", "during", "write", "fleet", "probe", "reload", "memory", "k8s")
 WRK_DIR = Path(__file__).with_name("wrk")
-DEVICES = 1000
-BLACKHOLED = 100
 PROBE_TIMEOUT = 2.0
 RELOAD_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Size:
+    devices: int
+
+    @property
+    def blackholed(self) -> int:
+        return self.devices // 10
+
+    def device_id(self, index: int) -> str:
+        return f"bench-{index:05d}"
+
+    def label(self) -> str:
+        return f"{self.devices:,} devices ({self.blackholed:,} blackholed)"
+
+
+SIZE = Size(1000)
 
 
 @dataclass
@@ -132,9 +150,16 @@ def children(pid: int) -> list[int]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its descendants."""
+    """User + system CPU seconds of a process and all its descendants but the device
+    monitor (its probe rounds are not the cost of any request; at 10,000 devices they are
+    a core's worth)."""
     total = 0.0
     for member in [pid, *descendants(pid)]:
+        try:
+            if "monitor_devices" in cmdline(member):
+                continue
+        except OSError:
+            continue
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -160,86 +185,192 @@ def cmdline(pid: int) -> str:
 class Fleet:
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fleet", "--healthy", str(DEVICES - BLACKHOLED),
-             "--blackholed", str(BLACKHOLED)],
+            [sys.executable, "-m", "bench.device_fleet",
+             "--healthy", str(SIZE.devices - SIZE.blackholed),
+             "--blackholed", str(SIZE.blackholed)],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        ports = json.loads(self.process.stdout.readline())
-        self.ports = ports["healthy"] + ports["blackholed"]
+        devices = json.loads(self.process.stdout.readline())
+        # (address, reload port) of each device, in device order.
+        self.devices = [tuple(d) for d in devices["healthy"] + devices["blackholed"]]
+        self.ports = [port for _, port in self.devices]
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
 
 
+SEED = """
+import json, sys
+from django.db import transaction
+from django.utils import timezone
+from devices.models import Device, DeviceHealth
+devices = json.load(open(sys.argv[-1]))
+now = timezone.now()
+types = ("jetson_orin", "raspberry_pi", "shelly")
+with transaction.atomic():
+    Device.objects.bulk_create(
+        (Device(device_id=f"bench-{i:05d}", device_type=types[i % 3], ip_address=ip,
+                port=9102, reload_port=port,
+                extra_config={"metrics": {"gpu_power": True, "cpu_temp": False}},
+                created_at=now, updated_at=now) for i, (ip, port) in enumerate(devices)),
+        batch_size=1000)
+    # Asked to be probed at once, as a config write asks the monitor.
+    DeviceHealth.objects.bulk_create(
+        (DeviceHealth(device_id=f"bench-{i:05d}", probe_requested_at=now)
+         for i in range(len(devices))), batch_size=1000)
+"""
+
+
 def seed(server, fleet: Fleet) -> None:
-    """Register the fleet through the API, as operators do (each create reloads and probes)."""
-
-    def create(index: int) -> None:
-        body = {"device_type": ("jetson_orin", "raspberry_pi", "shelly")[index % 3],
-                "ip_address": "127.0.0.1", "port": 9102, "reload_port": fleet.ports[index],
-                "metrics": {"gpu_power": True, "cpu_temp": False}}
-        response = server.request("POST", f"/config/bench-{index:04d}", json=body, timeout=60)
-        assert response.status_code == 201, response.text
-
-    with ThreadPoolExecutor(32) as pool:
-        list(pool.map(create, range(DEVICES)))
+    """Store the fleet in the server's database (in bulk: registering 10,000 devices through
+    the API would mostly wait on the blackholed ones' reloads), each asking for a probe."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(fleet.devices, handle)
+    try:
+        result = server.manage("shell", "-c", SEED.replace("sys.argv[-1]", repr(handle.name)))
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.unlink(handle.name)
 
 
 def wait_for_first_round(server) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
+    counts = {}
     while time.monotonic() < deadline:
         counts = server.request("GET", "/metrics/summary").json()["by_status"]
-        if counts["unknown"] == 0 and counts["unreachable"] >= BLACKHOLED:
+        if counts["unknown"] == 0 and counts["unreachable"] >= SIZE.blackholed:
             return
         time.sleep(0.5)
     raise RuntimeError(f"the monitor did not observe the fleet: {counts}")
 
 
+def wrk_script(name: str, prelude: str = "") -> Path:
+    """A wrk script of bench/wrk/ for this fleet's size and ids."""
+    text = (WRK_DIR / name).read_text()
+    text = text.replace("math.random(0, 999)", f"math.random(0, {SIZE.devices - 1})")
+    text = text.replace("bench-%04d", "bench-%05d")
+    path = Path(tempfile.mkstemp(suffix=".lua")[1])
+    path.write_text(prelude + text)
+    return path
+
+
 # ---- scenarios -----------------------------------------------------------------------------
 
 
-def bench_config_fetch(report: Report, server, baseline, runs: int, seconds: int) -> None:
-    script = WRK_DIR / "get_config.lua"
-    # Warm-up: each device's first call notes where it called from, each process fills
-    # its cache and each thread opens its database connection.
-    for target in (baseline, server):
-        wrk(target.url, connections=32, seconds=max(3, seconds // 2), script=script)
-    for connections in (32, 128):
-        pairs = []
-        for _ in range(runs):
-            # Interleaved, so both see the same moments of the machine.
-            base = wrk(baseline.url, connections=connections, seconds=seconds, script=script,
-                       server_pid=baseline.process.pid)
+def fetch_pairs(server, baseline, *, connections: int, runs: int, seconds: int,
+                script: Path, during=None) -> list[tuple[WrkRun, WrkRun]]:
+    pairs = []
+    for _ in range(runs):
+        # Interleaved, so both see the same moments of the machine.
+        base = wrk(baseline.url, connections=connections, seconds=seconds, script=script,
+                   server_pid=baseline.process.pid)
+        if during is None:
             real = wrk(server.url, connections=connections, seconds=seconds, script=script,
                        server_pid=server.process.pid)
-            pairs.append((base, real))
-        ratio = median([r.rps / b.rps for b, r in pairs])
-        cpu_ratio = median([b.cpu_us / r.cpu_us for b, r in pairs])
-        p99 = median([r.p99 for _, r in pairs])
-        errors = sum(b.errors + r.errors for b, r in pairs)
-        result = (
-            f"{median([r.rps for _, r in pairs]):.0f} req/s vs baseline "
-            f"{median([b.rps for b, _ in pairs]):.0f} (ratio {ratio:.2f}); CPU per request "
-            f"{median([r.cpu_us for _, r in pairs]):.0f} µs vs "
-            f"{median([b.cpu_us for b, _ in pairs]):.0f} µs (ratio {cpu_ratio:.2f}); "
-            f"p99 {p99:.0f} ms (baseline {median([b.p99 for b, _ in pairs]):.0f} ms)"
-        )
-        if errors:
-            result += f", {errors} non-2xx"
+        else:
+            with during():
+                real = wrk(server.url, connections=connections, seconds=seconds,
+                           script=script, server_pid=server.process.pid)
+        pairs.append((base, real))
+    return pairs
+
+
+def fetch_result(pairs: list[tuple[WrkRun, WrkRun]]) -> tuple[str, float, float, int]:
+    ratio = median([r.rps / b.rps for b, r in pairs])
+    cpu_ratio = median([b.cpu_us / r.cpu_us for b, r in pairs])
+    p99 = median([r.p99 for _, r in pairs])
+    errors = sum(b.errors + r.errors for b, r in pairs)
+    result = (
+        f"{median([r.rps for _, r in pairs]):.0f} req/s vs baseline "
+        f"{median([b.rps for b, _ in pairs]):.0f} (ratio {ratio:.2f}); CPU per request "
+        f"{median([r.cpu_us for _, r in pairs]):.0f} µs vs "
+        f"{median([b.cpu_us for b, _ in pairs]):.0f} µs (ratio {cpu_ratio:.2f}); "
+        f"p99 {p99:.0f} ms (baseline {median([b.p99 for b, _ in pairs]):.0f} ms)"
+    )
+    if errors:
+        result += f", {errors} non-2xx"
+    return result, ratio, p99, errors
+
+
+def warm_up(script: Path, *targets, seconds: int) -> None:
+    # Each device's first call notes where it called from, each process fills its cache
+    # and each thread opens its database connection.
+    for target in targets:
+        wrk(target.url, connections=32, seconds=max(3, seconds // 2), script=script)
+
+
+def bench_config_fetch(report: Report, server, baseline, runs: int, seconds: int,
+                       label: str = "SQLite") -> dict[int, float]:
+    script = wrk_script("get_config.lua")
+    warm_up(script, baseline, server, seconds=seconds)
+    ratios = {}
+    for connections in (32, 128):
+        pairs = fetch_pairs(server, baseline, connections=connections, runs=runs,
+                            seconds=seconds, script=script)
+        result, ratio, p99, errors = fetch_result(pairs)
+        ratios[connections] = ratio
         target = "≥ 0.8 x baseline" + ("; p99 < 25 ms" if connections == 32 else "")
         ok = ratio >= 0.8 and (connections != 32 or p99 < 25) and not errors
-        report.add("config fetch", f"GET /config/{{id}}, {connections} conns, wrk", result,
-                   target, ok)
+        report.add(f"config fetch ({label})",
+                   f"GET /config/{{id}}, {connections} conns, wrk", result, target, ok)
+    script.unlink()
+    return ratios
+
+
+PROBING = """
+import time
+from devices.selectors import device_list
+from devices.runtime import devices_probe
+deadline = time.monotonic() + {seconds}
+while time.monotonic() < deadline:
+    devices_probe(devices=list(device_list()))
+"""
+
+
+def bench_fetch_during_rounds(report: Report, server, runs: int, seconds: int) -> None:
+    """The cached fetch while probe rounds run back to back (a monitor's round is at most
+    every MONITOR_INTERVAL; here one round follows the other for the whole wrk run), as a
+    ratio to the same fetch with no round running, runs interleaved."""
+    script = wrk_script("get_config.lua")
+
+    @contextlib.contextmanager
+    def rounds():
+        code = PROBING.format(seconds=seconds + 1)
+        process = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", code],
+                                   cwd=ROOT, env=server.env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)  # the shell starts, its first round begins
+            yield
+        finally:
+            process.wait(timeout=120)
+
+    quiet, busy = [], []
+    for _ in range(runs):
+        # Interleaved, so both see the same moments of the machine.
+        quiet.append(wrk(server.url, connections=32, seconds=seconds, script=script,
+                         server_pid=server.process.pid))
+        with rounds():
+            busy.append(wrk(server.url, connections=32, seconds=seconds, script=script,
+                            server_pid=server.process.pid))
+    script.unlink()
+    ratio = median([r.rps for r in busy]) / median([r.rps for r in quiet])
+    cpu_quiet = median([r.cpu_us for r in quiet])
+    cpu_busy = median([r.cpu_us for r in busy])
+    result = (f"{median([r.rps for r in busy]):.0f} req/s during rounds vs "
+              f"{median([r.rps for r in quiet]):.0f} without (ratio {ratio:.2f}); p99 "
+              f"{median([r.p99 for r in busy]):.0f} ms vs {median([r.p99 for r in quiet]):.0f}"
+              f" ms; server CPU per request {cpu_busy:.0f} µs vs {cpu_quiet:.0f} µs (the "
+              "rounds run in a process of their own, beside the server's monitor)")
+    report.add("config fetch during probe rounds",
+               "GET /config/{id}, 32 conns, while devices_probe runs back to back",
+               result, "≥ 0.7 x the same fetch with no round running", ratio >= 0.7)
 
 
 def bench_config_write(report: Report, server, fleet: Fleet, runs: int, seconds: int,
                        label: str) -> None:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        "ports = {" + ",".join(map(str, fleet.ports)) + "}\n"
-        + (WRK_DIR / "put_config.lua").read_text()
-    )
+    script = wrk_script("put_config.lua", "ports = {" + ",".join(map(str, fleet.ports)) + "}\n")
     results = [wrk(server.url, connections=16, seconds=seconds, script=script,
                    env={"BENCH_TOKEN": server.token}) for _ in range(runs)]
     script.unlink()
@@ -255,21 +386,28 @@ def bench_config_write(report: Report, server, fleet: Fleet, runs: int, seconds:
 
 
 def bench_fleet_view(report: Report, server, runs: int) -> None:
-    for path in ("/devices", "/metrics/summary"):
+    for path, target_ms in (("/devices", 400), ("/devices?limit=100", 30),
+                            ("/metrics/summary", 20), ("/prometheus/targets", 300)):
         times = [timed(lambda p=path: server.request("GET", p).raise_for_status())
                  for _ in range(max(20, runs * 5))]
         ms = median(times) * 1000
-        report.add("fleet view", f"GET {path}, 1000 devices (100 blackholed)",
-                   f"median {ms:.0f} ms", "median < 100 ms", ms < 100)
+        report.add("fleet view", f"GET {path}, {SIZE.label()}",
+                   f"median {ms:.0f} ms", f"median < {target_ms} ms", ms < target_ms)
+    etag = server.request("GET", "/prometheus/targets").headers["ETag"]
+    times = [timed(lambda: server.request("GET", "/prometheus/targets",
+                                          headers={"If-None-Match": etag}))
+             for _ in range(max(20, runs * 5))]
+    report.add("fleet view", "GET /prometheus/targets with the current ETag in If-None-Match",
+               f"median {median(times) * 1000:.0f} ms, 304", "(reported)", None)
     times = []
     for _ in range(runs):
         times.append(timed(
-            lambda: server.request("GET", "/devices?refresh=true", timeout=60).raise_for_status()
+            lambda: server.request("GET", "/devices?refresh=true", timeout=120).raise_for_status()
         ))
     seconds = median(times)
+    limit = PROBE_TIMEOUT + 1.5
     report.add("fleet view", "GET /devices?refresh=true", f"median {seconds:.2f} s",
-               f"< PROBE_TIMEOUT + 1 s = {PROBE_TIMEOUT + 1:.0f} s",
-               seconds < PROBE_TIMEOUT + 1)
+               f"< PROBE_TIMEOUT + 1.5 s = {limit:.1f} s", seconds < limit)
 
 
 def bench_probe_round(report: Report, server, runs: int) -> None:
@@ -288,7 +426,7 @@ def bench_probe_round(report: Report, server, runs: int) -> None:
     result = server.manage("shell", "-c", code)
     assert result.returncode == 0, result.stderr
     seconds = median(json.loads(result.stdout.strip().splitlines()[-1]))
-    report.add("probe round", "devices_probe over the fleet (one monitor round)",
+    report.add("probe round", f"devices_probe over {SIZE.label()} (one monitor round)",
                f"median {seconds:.2f} s", f"< PROBE_TIMEOUT + 1 s = {PROBE_TIMEOUT + 1:.0f} s",
                seconds < PROBE_TIMEOUT + 1)
 
@@ -297,39 +435,45 @@ def bench_bulk_reload(report: Report, server, runs: int) -> None:
     times, outcome = [], {}
     for _ in range(runs):
         started = time.perf_counter()
-        response = server.request("POST", "/devices/reload", timeout=120)
+        response = server.request("POST", "/devices/reload", timeout=300)
         times.append(time.perf_counter() - started)
         outcome = response.json()
     seconds = median(times)
     report.add("bulk reload", "POST /devices/reload over the fleet",
                f"median {seconds:.2f} s ({outcome['success']} reloaded, "
                f"{outcome['failed']} failed)",
-               f"< RELOAD_TIMEOUT + 2 s = {RELOAD_TIMEOUT + 2:.0f} s",
-               seconds < RELOAD_TIMEOUT + 2)
+               f"< RELOAD_TIMEOUT + 3 s = {RELOAD_TIMEOUT + 3:.0f} s",
+               seconds < RELOAD_TIMEOUT + 3)
 
 
 def bench_kubernetes(report: Report) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         result = subprocess.run(
-            [sys.executable, "-m", "bench.k8s_sync", workdir], cwd=ROOT, capture_output=True,
-            text=True, env={**os.environ, "DJANGO_SETTINGS_MODULE": "edgeserver.settings",
-                            "DB_PATH": f"{workdir}/config.db", "SECRET_KEY": "bench",
-                            "LOG_LEVEL": "WARNING"},
+            [sys.executable, "-m", "bench.kube_sync", workdir, "--devices", str(SIZE.devices),
+             "--latency", "0.002"],
+            cwd=ROOT, capture_output=True, text=True,
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "edgeserver.settings",
+                 "DB_PATH": f"{workdir}/config.db", "SECRET_KEY": "bench",
+                 "LOG_LEVEL": "WARNING"},
         )
     assert result.returncode == 0, result.stderr
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     first, again, changed = runs["first"], runs["unchanged"], runs["changed"]
-    report.add("Kubernetes sync", "1000 healthy devices, fake API server, first sync",
-               f"{first['seconds']:.2f} s, {first['writes']} writes for {first['objects']} "
-               "objects", "≤ 1 write per object", first["writes"] <= first["objects"])
+    how = f"{SIZE.devices:,} healthy devices, fake API server at 2 ms per call"
+    report.add("Kubernetes sync", f"{how}, first sync",
+               f"{first['seconds']:.1f} s, {first['writes']} writes for {first['objects']} "
+               f"objects, {first['gets']} gets, {first['lists']} lists",
+               "< 60 s, ≤ 1 write per object",
+               first["seconds"] < 60 and first["writes"] <= first["objects"])
     report.add("Kubernetes sync", "again, nothing changed",
-               f"{again['seconds']:.2f} s, {again['writes']} writes, {again['lists']} lists",
-               "0 writes, 1 list per kind, < 2 s",
-               again["writes"] == 0 and again["lists"] == 3 and again["seconds"] < 2)
+               f"{again['seconds']:.2f} s, {again['writes']} writes, {again['lists']} lists "
+               "(pages)", "< 5 s, 0 writes", again["writes"] == 0 and again["seconds"] < 5)
     report.add("Kubernetes sync", "again, 10 devices changed",
                f"{changed['seconds']:.2f} s, {changed['writes']} writes",
                f"exactly {changed['expected']} writes (3 per changed device)",
                changed["writes"] == changed["expected"])
+    report.add("memory", "peak RSS of the sync command (the API server runs apart)",
+               f"{runs['max_rss_mb']:.0f} MB", "< 200 MB", runs["max_rss_mb"] < 200)
 
 
 def bench_memory(report: Report, server) -> None:
@@ -337,7 +481,7 @@ def bench_memory(report: Report, server) -> None:
         role = "monitor" if "monitor_devices" in cmdline(pid) else "gunicorn worker"
         mb = rss_mb(pid)
         report.add("memory", f"RSS of {role} (pid {pid}) after the runs", f"{mb:.0f} MB",
-                   "< 150 MB", mb < 150)
+                   "< 200 MB", mb < 200)
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -352,18 +496,27 @@ def machine() -> str:
 
 
 def main() -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description="Benchmarks of Edge Metrics Server")
+    parser.add_argument("--devices", type=int, default=1000,
+                        help="fleet size (a tenth of it blackholed); issue 16's targets are "
+                        "for 10000")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--postgres", default="",
-                        help="also measure writes on this PostgreSQL server, e.g. "
-                        "postgres://postgres@127.0.0.1:5432/postgres")
+                        help="also measure the cached config fetch and writes on this "
+                        "PostgreSQL server (in a database of their own), e.g. "
+                        "postgres://postgres@127.0.0.1:5432/ems_bench")
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     args = parser.parse_args()
+    SIZE = Size(args.devices)
     only = set(args.only.split(","))
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk (Debian/Ubuntu) or brew install wrk")
+    # A listening socket per device in the fleet's processes, a connection per call here.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     # The e2e tests' launcher reads the suite's database setting: SQLite here.
     os.environ.update(DJANGO_SETTINGS_MODULE="edgeserver.settings", SECRET_KEY="bench")  # noqa: S106
@@ -373,41 +526,53 @@ def main() -> None:
     env = {"PROBE_TIMEOUT": str(PROBE_TIMEOUT), "RELOAD_TIMEOUT": str(RELOAD_TIMEOUT),
            "LOG_LEVEL": "WARNING"}
     report = Report()
-    print(f"# Edge Metrics Server benchmarks, {datetime.now(UTC):%Y-%m-%d}\n\n{machine()}\n")
+    print(f"# Edge Metrics Server benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+          f"{SIZE.label()}\n\n{machine()}\nload before: {load()}\n")
     fleet = Fleet()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            (tmp / "real").mkdir()
-            (tmp / "base").mkdir()
+            for name in ("real", "base", "pg"):
+                (tmp / name).mkdir()
             with run_server(tmp / "base", env={**env, "MONITOR_ENABLED": "false",
-                            "DJANGO_SETTINGS_MODULE": "bench.baseline_settings"}) as baseline, \
-                 run_server(tmp / "real", env=env) as server:
-                seed(server, fleet)
-                wait_for_first_round(server)
-                if "fetch" in only:
-                    bench_config_fetch(report, server, baseline, args.runs, args.seconds)
-                if "write" in only:
-                    bench_config_write(report, server, fleet, args.runs, args.seconds, "SQLite")
-                if "fleet" in only:
-                    bench_fleet_view(report, server, args.runs)
-                if "probe" in only:
-                    bench_probe_round(report, server, args.runs)
-                if "reload" in only:
-                    bench_bulk_reload(report, server, args.runs)
-                if "memory" in only:
-                    bench_memory(report, server)
-            if args.postgres and "write" in only:
-                (tmp / "pg").mkdir()
-                with run_server(tmp / "pg", env=env, postgres_url=args.postgres) as server:
+                            "DJANGO_SETTINGS_MODULE": "bench.baseline_settings"}) as baseline:
+                with run_server(tmp / "real", env=env) as server:
                     seed(server, fleet)
-                    bench_config_write(report, server, fleet, args.runs, args.seconds,
-                                       "PostgreSQL")
+                    wait_for_first_round(server)
+                    if "fetch" in only:
+                        bench_config_fetch(report, server, baseline, args.runs, args.seconds)
+                    if "during" in only:
+                        bench_fetch_during_rounds(report, server, args.runs, args.seconds)
+                    if "write" in only:
+                        bench_config_write(report, server, fleet, args.runs, args.seconds,
+                                           "SQLite")
+                    if "fleet" in only:
+                        bench_fleet_view(report, server, args.runs)
+                    if "probe" in only:
+                        bench_probe_round(report, server, args.runs)
+                    if "reload" in only:
+                        bench_bulk_reload(report, server, args.runs)
+                    if "memory" in only:
+                        bench_memory(report, server)
+                if args.postgres and only & {"pgfetch", "write"}:
+                    with run_server(tmp / "pg", env=env, postgres_url=args.postgres) as server:
+                        seed(server, fleet)
+                        wait_for_first_round(server)
+                        if "pgfetch" in only:
+                            bench_config_fetch(report, server, baseline, args.runs,
+                                               args.seconds, "PostgreSQL")
+                        if "write" in only:
+                            bench_config_write(report, server, fleet, args.runs, args.seconds,
+                                               "PostgreSQL")
         if "k8s" in only:
             bench_kubernetes(report)
     finally:
         fleet.stop()
-    print("\n" + report.table())
+    print(f"\nload after: {load()}\n\n" + report.table())
+
+
+def load() -> str:
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

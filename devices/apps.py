@@ -9,6 +9,7 @@ class DevicesConfig(AppConfig):
     def ready(self) -> None:
         import devices.api.schema  # noqa: F401  (registers its OpenAPI extensions)
         from devices.api.errors import ERRORS
+        from devices.client import raise_open_files_limit
         from devices.metrics import fleet_text
         from devices.validation import device_id_problem
         from edgeserver.api.errors import register_errors
@@ -18,3 +19,5 @@ class DevicesConfig(AppConfig):
         register_errors(ERRORS)
         register_text_section(fleet_text)
         set_device_id_rule(device_id_problem)
+        # Every process may probe (the monitor, `?refresh=true` in a worker, the admin).
+        raise_open_files_limit()

@@ -1,37 +1,40 @@
 """The one HTTP client for devices: `GET /health`, `POST /reload` and `GET /config` on the
 exporter's management port, `http://{ip}:{reload_port}`.
 
-Every call is checked against DEVICE_ALLOWED_NETWORKS before a packet leaves, connects to
-an IP literal (no DNS), never follows a redirect, and is bounded by one deadline for
-connect, send and read together and by a byte limit on the body: a device that trickles
-bytes holds a thread no longer than the timeout.
-
-http.client parses the answer, reading from a socket whose every `recv` is given only the
-time left until the deadline. urllib3 and requests bound each read separately (a device
-sending a byte per second would never time out) and follow redirects unless told not to.
+Calls run on asyncio with aiohttp, so a probe round holds thousands of them in flight
+without a thread each (`run_each`, at most PROBE_CONCURRENCY at once). Every call is
+checked against DEVICE_ALLOWED_NETWORKS before a packet leaves, connects to an IP literal
+(no DNS), never follows a redirect, sends no cookie a device set, ignores proxy settings,
+and is bounded by one deadline for connect, send and read together and by a byte limit on
+the body: a device that trickles bytes holds a call no longer than the timeout.
 """
 
 from __future__ import annotations
 
-import http.client
-import io
-import socket
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
+import logging
+import os
+import resource
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 from django.conf import settings
 
 from devices.validation import address_allowed, address_not_allowed_message, comparable_ip
 from edgeserver.api.parsers import NumberOutOfRange, strict_json_loads
+
+logger = logging.getLogger(__name__)
 
 HEALTH_BODY_LIMIT = 64 * 1024
 RELOAD_BODY_LIMIT = 64 * 1024
 CONFIG_BODY_LIMIT = 1024 * 1024
 # The exporter's own status word ("healthy", "degraded", "starting"); longer is not one.
 EXPORTER_STATUS_MAX_LENGTH = 32
+# Descriptors a process needs besides its device calls: database connections, log files,
+# gunicorn's sockets, the Kubernetes client's pool.
+OTHER_OPEN_FILES = 512
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -83,66 +86,123 @@ def device_url(ip: str, port: int, path: str = "") -> str:
     return f"http://{host_port(ip, port)}{path}"
 
 
-class _DeadlineReader(io.RawIOBase):
-    """A socket's byte stream whose reads never wait past one deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        self._sock.settimeout(_remaining(self._deadline))
-        return self._sock.recv_into(buffer)
+# ---- one session per batch of calls -----------------------------------------------------
 
 
-class _DeadlineSocket:
-    """What http.client.HTTPResponse reads from: only `makefile` is used."""
+def _session() -> aiohttp.ClientSession:
+    """A session for one batch of calls, in the running event loop.
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
+    Every call has a connection of its own (closed after the answer, as the exporter
+    does anyway); cookies a device sets are dropped, not sent to the next device; the
+    environment's proxy settings are not read.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, force_close=True, use_dns_cache=False),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),
+        trust_env=False,
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
+        raise_for_status=False,
+    )
 
-    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+Session = aiohttp.ClientSession
 
 
-def _remaining(deadline: float) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("deadline passed")
-    return remaining
+def call_limit() -> int:
+    """How many device calls may be in flight at once: PROBE_CONCURRENCY, within what the
+    open-files limit leaves for them."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return settings.PROBE_CONCURRENCY
+    return max(1, min(settings.PROBE_CONCURRENCY, soft - OTHER_OPEN_FILES))
 
 
-def _request(method: str, ip: str, port: int, path: str) -> bytes:
-    lines = [
-        f"{method} {path} HTTP/1.1",
-        f"Host: {host_port(ip, port)}",
-        f"User-Agent: edge-metrics-server/{settings.VERSION}",
-        "Accept: application/json",
-        "Connection: close",
-    ]
-    if method == "POST":
-        lines.append("Content-Length: 0")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+def run_each(
+    func: Callable[[Session, T], Awaitable[R]], items: Sequence[T], *, limit: int | None = None
+) -> list[R]:
+    """`[await func(session, item) for item in items]`, concurrently, at most `limit`
+    (default: `call_limit()`) in flight, in an event loop of this call's own; results in
+    the order of `items`. Blocks the calling thread until all are done."""
+    if not items:
+        return []
+    limit = limit or call_limit()
+    results: list[Any] = [None] * len(items)
+
+    async def main() -> None:
+        # `limit` workers taking the next item in turn: a semaphore with thousands of
+        # waiters costs a scan of its queue at every release.
+        pending = iter(range(len(items)))
+
+        async def worker(session: Session) -> None:
+            for index in pending:
+                results[index] = await func(session, items[index])
+
+        async with _session() as session:
+            await asyncio.gather(*(worker(session) for _ in range(min(limit, len(items)))))
+
+    _run(main())
+    return results
+
+
+def _run(main: Coroutine[Any, Any, R]) -> R:
+    """Run a batch in a new event loop of this thread's own."""
+    return asyncio.run(main)
+
+
+def run_one(func: Callable[[Session], Awaitable[R]]) -> R:
+    """One call (or a short sequence of them) from synchronous code."""
+
+    async def main() -> R:
+        async with _session() as session:
+            return await func(session)
+
+    return _run(main())
+
+
+# ---- calls ----------------------------------------------------------------------------
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, http.client.RemoteDisconnected):
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "Connection closed without an answer"
-    if isinstance(exc, http.client.IncompleteRead):
+    if isinstance(exc, aiohttp.ClientPayloadError):
         return "Connection closed in the middle of the answer"
-    if isinstance(exc, http.client.HTTPException):
-        return f"Invalid HTTP answer ({type(exc).__name__})"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"Invalid HTTP answer ({exc.message or type(exc).__name__})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    if isinstance(exc, OSError):
+        # asyncio words a failed connect "Connect call failed (address)"; say what failed.
+        if exc.errno:
+            return os.strerror(exc.errno)
+        return exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
 
 
-def call(ip: str, port: int, method: str, path: str, *, timeout: float, body_limit: int) -> Answer:
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body: reading stops there, the rest is never read."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+async def call(
+    session: Session,
+    ip: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    timeout: float,
+    body_limit: int,
+) -> Answer:
     """One HTTP exchange with a device; raises AddressNotAllowed or DeviceUnreachable.
 
     Whatever the status (a redirect included), the answer is returned as it came.
@@ -150,35 +210,35 @@ def call(ip: str, port: int, method: str, path: str, *, timeout: float, body_lim
     if not address_allowed(ip):
         raise AddressNotAllowed(address_not_allowed_message(ip))
     # An IPv4-mapped address was judged as its IPv4, so it is also reached as one.
-    address = comparable_ip(ip)
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    deadline = time.monotonic() + timeout
+    address = str(comparable_ip(ip))
+    headers = {
+        "Host": host_port(ip, port),
+        "User-Agent": f"edge-metrics-server/{settings.VERSION}",
+        "Accept": "application/json",
+    }
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(_remaining(deadline))
-            sock.connect((str(address), port))
-            sock.settimeout(_remaining(deadline))
-            sock.sendall(_request(method, ip, port, path))
-            response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method=method)
-            try:
-                response.begin()
-                body = response.read(body_limit + 1)
-            finally:
-                response.close()
+        async with asyncio.timeout(timeout):
+            async with session.request(
+                method, device_url(address, port, path), headers=headers, allow_redirects=False
+            ) as response:
+                body = await _read_limited(response, body_limit + 1)
+                status = response.status
     except TimeoutError:
         raise DeviceUnreachable(f"No answer within {timeout:g} s") from None
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, aiohttp.ClientError, ValueError) as exc:
         raise DeviceUnreachable(_describe(exc)) from None
-    return Answer(status=response.status, body=body[:body_limit], complete=len(body) <= body_limit)
+    return Answer(status=status, body=body[:body_limit], complete=len(body) <= body_limit)
 
 
 def _json(answer: Answer) -> Any:
     return strict_json_loads(answer.body)
 
 
-def get_health(ip: str, port: int, *, timeout: float) -> HealthAnswer:
+async def fetch_health(session: Session, ip: str, port: int, *, timeout: float) -> HealthAnswer:
     """`GET /health`: the status code, and the exporter's own word on its state."""
-    answer = call(ip, port, "GET", "/health", timeout=timeout, body_limit=HEALTH_BODY_LIMIT)
+    answer = await call(
+        session, ip, port, "GET", "/health", timeout=timeout, body_limit=HEALTH_BODY_LIMIT
+    )
     exporter_status = ""
     if answer.complete:
         try:
@@ -191,16 +251,20 @@ def get_health(ip: str, port: int, *, timeout: float) -> HealthAnswer:
     return HealthAnswer(status=answer.status, exporter_status=exporter_status)
 
 
-def post_reload(ip: str, port: int, *, timeout: float) -> None:
+async def send_reload(session: Session, ip: str, port: int, *, timeout: float) -> None:
     """`POST /reload`; returns only when the device answered 200."""
-    answer = call(ip, port, "POST", "/reload", timeout=timeout, body_limit=RELOAD_BODY_LIMIT)
+    answer = await call(
+        session, ip, port, "POST", "/reload", timeout=timeout, body_limit=RELOAD_BODY_LIMIT
+    )
     if answer.status != 200:
         raise DeviceBadAnswer(f"Device returned HTTP {answer.status}", status=answer.status)
 
 
-def get_config(ip: str, port: int, *, timeout: float) -> dict[str, Any]:
+async def fetch_config(session: Session, ip: str, port: int, *, timeout: float) -> dict[str, Any]:
     """`GET /config`: the exporter's running config, a JSON object of at most 1 MiB."""
-    answer = call(ip, port, "GET", "/config", timeout=timeout, body_limit=CONFIG_BODY_LIMIT)
+    answer = await call(
+        session, ip, port, "GET", "/config", timeout=timeout, body_limit=CONFIG_BODY_LIMIT
+    )
     if answer.status != 200:
         raise DeviceBadAnswer(f"Device returned HTTP {answer.status}", status=answer.status)
     if not answer.complete:
@@ -218,20 +282,53 @@ def get_config(ip: str, port: int, *, timeout: float) -> dict[str, Any]:
     return data
 
 
-def for_each_concurrently(
-    func: Callable[[T], R], items: Sequence[T], *, limit: int | None = None
-) -> list[R]:
-    """`[func(item) for item in items]` with at most `limit` (PROBE_CONCURRENCY) in flight.
+# One call from synchronous code (an operator's request about one device).
+def get_health(ip: str, port: int, *, timeout: float) -> HealthAnswer:
+    return run_one(lambda session: fetch_health(session, ip, port, timeout=timeout))
 
-    Device calls spend their time waiting on sockets, so threads overlap them well; the
-    limit bounds sockets and threads, whatever the size of the fleet.
-    """
-    if not items:
-        return []
-    limit = limit or settings.PROBE_CONCURRENCY
-    if len(items) == 1 or limit == 1:
-        return [func(item) for item in items]
-    with ThreadPoolExecutor(
-        max_workers=min(limit, len(items)), thread_name_prefix="device-call"
-    ) as pool:
-        return list(pool.map(func, items))
+
+def post_reload(ip: str, port: int, *, timeout: float) -> None:
+    run_one(lambda session: send_reload(session, ip, port, timeout=timeout))
+
+
+def get_config(ip: str, port: int, *, timeout: float) -> dict[str, Any]:
+    return run_one(lambda session: fetch_config(session, ip, port, timeout=timeout))
+
+
+# ---- the process's open-files limit ------------------------------------------------------
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's open-files limit (RLIMIT_NOFILE) to what PROBE_CONCURRENCY
+    calls in flight need beside everything else, as far as the hard limit allows; say so
+    when it does not (the calls are then bounded by what is left, `call_limit`)."""
+    needed = settings.PROBE_CONCURRENCY + OTHER_OPEN_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            code = getattr(exc, "errno", None)
+            logger.warning(
+                "Could not raise the open-files limit from %d to %d: %s",
+                soft,
+                wanted,
+                os.strerror(code) if code else exc,
+            )
+            wanted = soft
+        else:
+            logger.debug("Open-files limit raised from %d to %d", soft, wanted)
+    if wanted < needed:
+        logger.warning(
+            "The open-files limit is %d (hard limit %s); PROBE_CONCURRENCY=%d needs %d: at "
+            "most %d device calls are made at once. Raise the hard limit (ulimit -Hn, "
+            "LimitNOFILE=, docker --ulimit nofile=) or lower PROBE_CONCURRENCY",
+            wanted,
+            "unlimited" if hard == resource.RLIM_INFINITY else hard,
+            settings.PROBE_CONCURRENCY,
+            needed,
+            max(1, wanted - OTHER_OPEN_FILES),
+        )

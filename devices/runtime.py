@@ -6,7 +6,6 @@ Every call to a device goes through the one device client (devices.client).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,7 +24,7 @@ from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceBadAnswer, DeviceUnreachable, NoAddress
 from devices.metrics import PROBE_DURATION, PROBES, RELOADS
 from devices.models import Device, DeviceHealth, DeviceStatusChange
-from edgeserver.db import write_transaction
+from edgeserver.db import update_rows, write_transaction
 
 logger = logging.getLogger(__name__)
 # Status changes, one line each, whichever process observed them.
@@ -52,8 +51,15 @@ def device_reload(*, device: Device) -> ReloadResult:
         return _reload_counted(
             ReloadResult(device.device_id, ReloadStatus.FAILED, NO_IP_MESSAGE, 400)
         )
+    return client.run_one(lambda session: _reload(session, device))
+
+
+async def _reload(session: client.Session, device: Device) -> ReloadResult:
+    """The reload of a device with an address, on a session of the caller's."""
     try:
-        client.post_reload(device.ip_address, device.reload_port, timeout=settings.RELOAD_TIMEOUT)
+        await client.send_reload(
+            session, device.ip_address, device.reload_port, timeout=settings.RELOAD_TIMEOUT
+        )
     except client.DeviceBadAnswer as exc:
         result = ReloadResult(device.device_id, ReloadStatus.FAILED, str(exc), 502)
     except client.DeviceCallError as exc:
@@ -80,14 +86,14 @@ def _reload_counted(result: ReloadResult) -> ReloadResult:
 def devices_reload(*, devices: Iterable[Device]) -> list[ReloadResult]:
     """`POST /devices/reload`: every device at once (bounded); no address = "skipped"."""
 
-    def reload_one(device: Device) -> ReloadResult:
+    async def reload_one(session: client.Session, device: Device) -> ReloadResult:
         if not device.ip_address:
             return _reload_counted(
                 ReloadResult(device.device_id, ReloadStatus.SKIPPED, NO_IP_MESSAGE, 400)
             )
-        return device_reload(device=device)
+        return await _reload(session, device)
 
-    return client.for_each_concurrently(reload_one, list(devices))
+    return client.run_each(reload_one, list(devices))
 
 
 def device_config_announce(*, device: Device) -> bool:
@@ -192,10 +198,10 @@ def _address(device: Device) -> str:
     return client.host_port(device.ip_address, device.reload_port)
 
 
-def _probe_health(device: Device) -> ProbeOutcome:
+async def _probe_health(session: client.Session, device: Device) -> ProbeOutcome:
     try:
-        answer = client.get_health(
-            device.ip_address, device.reload_port, timeout=settings.PROBE_TIMEOUT
+        answer = await client.fetch_health(
+            session, device.ip_address, device.reload_port, timeout=settings.PROBE_TIMEOUT
         )
     except client.AddressNotAllowed as exc:
         return ProbeOutcome(DeviceStatus.UNREACHABLE, str(exc), refused=True)
@@ -208,12 +214,12 @@ def _probe_health(device: Device) -> ProbeOutcome:
     return ProbeOutcome(DeviceStatus.HEALTHY, exporter_status=answer.exporter_status)
 
 
-def _probe_counted(device: Device) -> ProbeOutcome:
+async def _probe_counted(session: client.Session, device: Device) -> ProbeOutcome:
     """One probe, counted by what it found (`refused`: the outbound guard kept it from
     leaving) and, when a request went out, timed. Whoever probes (the monitor,
     `?refresh=true`, the admin) is counted here, in its own process."""
     started = time.monotonic()
-    outcome = _probe_health(device)
+    outcome = await _probe_health(session, device)
     if outcome.refused:
         PROBES.labels(result="refused").inc()
     else:
@@ -222,10 +228,10 @@ def _probe_counted(device: Device) -> ProbeOutcome:
     return outcome
 
 
-def _check_drift(device: Device) -> DriftOutcome:
+async def _check_drift(session: client.Session, device: Device) -> DriftOutcome:
     try:
-        running = client.get_config(
-            device.ip_address, device.reload_port, timeout=settings.PROBE_TIMEOUT
+        running = await client.fetch_config(
+            session, device.ip_address, device.reload_port, timeout=settings.PROBE_TIMEOUT
         )
     except client.DeviceCallError:
         return DriftOutcome(None, [])
@@ -248,19 +254,22 @@ def _health_of(device: Device) -> DeviceHealth:
         return device.health
 
 
-def _look_at(plan: tuple[Device, bool]) -> tuple[ProbeOutcome, DriftOutcome | None]:
+async def _look_at(
+    session: client.Session, plan: tuple[Device, bool]
+) -> tuple[ProbeOutcome, DriftOutcome | None]:
     """Probe one device; a healthy one also gets its pending reload and, when due, a
-    comparison of its running config."""
+    comparison of its running config. Runs in the round's event loop: it reads only what
+    the device was loaded with, never the database."""
     device, drift_due = plan
-    outcome = _probe_counted(device)
+    outcome = await _probe_counted(session, device)
     drift = None
     if outcome.status == DeviceStatus.HEALTHY:
         if _health_of(device).reload_pending:
             # Back after missing a config change: tell it now, before comparing configs.
-            reload = device_reload(device=device)
+            reload = await _reload(session, device)
             outcome = replace(outcome, reloaded=reload.status == ReloadStatus.RELOADED)
         if drift_due:
-            drift = _check_drift(device)
+            drift = await _check_drift(session, device)
     return outcome, drift
 
 
@@ -348,12 +357,13 @@ def _fold(
 ) -> _Folded:
     """Each device's new observation and the fields that changed; a device deleted or moved
     while it was probed is left to the look its change asked for."""
-    current = {
-        row[0]: row[1:]
-        for row in Device.objects.filter(pk__in=[d.pk for d in targets]).values_list(
+    current = {}
+    for start in range(0, len(targets), _STORE_BATCH):
+        keys = [d.pk for d in targets[start : start + _STORE_BATCH]]
+        rows = Device.objects.filter(pk__in=keys).values_list(
             "device_id", "ip_address", "reload_port", "version"
         )
-    }
+        current.update((row[0], row[1:]) for row in rows)
     now = timezone.now()
     folded = _Folded(changed=[], changes=[], served=[], transitions=[])
     for device, (outcome, drift) in zip(targets, results, strict=True):
@@ -391,24 +401,24 @@ def _fold(
 def _store_observations(
     changes: list[tuple[str, dict[str, Any]]], transitions: list[DeviceStatusChange]
 ) -> None:
-    """Write each device's changed fields, one UPDATE per distinct set of new values, and
-    the status changes (old ones are dropped when new ones arrive).
+    """Write each device's changed fields, one statement per batch of devices, and the
+    status changes (old ones are dropped when new ones arrive).
 
-    In a round most devices get the same values (the round's time, "healthy", no error),
-    so a fleet of thousands is written in a handful of statements and one short
-    transaction; Django's bulk_update would build a CASE per row and field instead.
+    Devices are grouped by which fields changed (in a round almost every device changes
+    the same few: the time of the probe, or that and its status), and each batch of a
+    group is one `UPDATE ... FROM (VALUES ...)` (edgeserver.db.update_rows), all in one
+    short transaction. Fields that did not change are not written, so a config write's
+    `reload_pending` made while the round ran is kept.
     """
-    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for device_id, values in changes:
         if values:
-            key = json.dumps(values, sort_keys=True, default=str)
-            groups.setdefault(key, (values, []))[1].append(device_id)
+            fields = tuple(sorted(values))
+            groups.setdefault(fields, []).append((device_id, *(values[f] for f in fields)))
     with write_transaction(durable=False):
-        for values, device_ids in groups.values():
-            for start in range(0, len(device_ids), _STORE_BATCH):
-                DeviceHealth.objects.filter(pk__in=device_ids[start : start + _STORE_BATCH]).update(
-                    **values
-                )
+        for fields, rows in groups.items():
+            for start in range(0, len(rows), _STORE_BATCH):
+                update_rows(DeviceHealth, fields, rows[start : start + _STORE_BATCH])
         if transitions:
             DeviceStatusChange.objects.bulk_create(transitions, batch_size=_STORE_BATCH)
             DeviceStatusChange.objects.filter(
@@ -451,8 +461,13 @@ def devices_probe(
     devices = list(devices)
     targets = [device for device in devices if device.ip_address]
     checked_at = timezone.now()
+    for device in targets:
+        _health_of(device)  # loaded here: the calls run where the database is not used
+    # Devices last found unreachable go first: each is likely to hold its call for the
+    # whole PROBE_TIMEOUT, and started together those waits overlap the rest of the round.
+    targets.sort(key=lambda device: _health_of(device).status != DeviceStatus.UNREACHABLE)
     plans = [(device, _drift_due(device, recheck_drift, checked_at)) for device in targets]
-    results = client.for_each_concurrently(_look_at, plans)
+    results = client.run_each(_look_at, plans)
     folded = _fold(targets, results, serve_requests=serve_requests)
     if still_leading is not None and not still_leading():
         logger.info("No longer the leader: this probe round is not stored")

@@ -12,7 +12,13 @@ from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
-from devices.models import Device, DeviceHealth, DeviceRevision, DeviceStatusChange
+from devices.models import (
+    Device,
+    DeviceHealth,
+    DeviceRevision,
+    DeviceStatusChange,
+    config_document,
+)
 from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
@@ -29,6 +35,95 @@ def device_get_with_health(*, device_id: str) -> Device | None:
 
 def device_list() -> QuerySet[Device]:
     return Device.objects.select_related("health").order_by("device_id")
+
+
+def device_page(
+    devices: QuerySet[Device], *, after: str = "", limit: int | None = None
+) -> list[Device]:
+    """`devices` (in device-id order) after the device id `after`: `limit + 1` of them when
+    a limit is given, so that the one more tells whether a next page exists."""
+    if after:
+        devices = devices.filter(device_id__gt=after)
+    return list(devices if limit is None else devices[: limit + 1])
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationRow:
+    """What a fleet list shows of a stored observation (the fields of DeviceHealth it
+    reads; the defaults are those of a device never observed)."""
+
+    status: str | None = None
+    error: str = ""
+    exporter_status: str = ""
+    last_checked: Any = None
+    last_seen: Any = None
+    observed_ip: str = ""
+    last_contact: Any = None
+    config_in_sync: bool | None = None
+    reload_pending: bool = False
+    drifted_keys: Any = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """A device as a fleet list shows it, read as plain values: building 10,000 model
+    instances (with their observations) costs more than the rest of the answer."""
+
+    device_id: str
+    device_type: str
+    ip_address: str
+    port: int
+    reload_port: int
+    health: ObservationRow
+
+
+_ROW_FIELDS = ("device_id", "device_type", "ip_address", "port", "reload_port")
+_OBSERVATION_FIELDS = tuple(ObservationRow.__slots__)
+
+
+def device_rows(
+    devices: QuerySet[Device], *, after: str = "", limit: int | None = None
+) -> list[DeviceRow]:
+    """`device_page` of `devices`, as rows of the fields a status item shows."""
+    if after:
+        devices = devices.filter(device_id__gt=after)
+    columns = [*_ROW_FIELDS, "health__device_id", *(f"health__{f}" for f in _OBSERVATION_FIELDS)]
+    rows = devices.values_list(*columns)
+    if limit is not None:
+        rows = rows[: limit + 1]
+    found = []
+    width = len(_ROW_FIELDS)
+    for row in rows:
+        observed = row[width + 1 :]
+        health = ObservationRow(*observed) if row[width] is not None else ObservationRow()
+        found.append(DeviceRow(*row[:width], health=health))
+    return found
+
+
+def config_rows(*, after: str = "", limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(device id, served config) of each device in device-id order, read as plain values."""
+    rows = (
+        Device.objects.filter(device_id__gt=after)
+        .order_by("device_id")
+        .values_list(
+            "device_id", "device_type", "port", "reload_port", "enabled_metrics", "extra_config"
+        )
+    )
+    if limit is not None:
+        rows = rows[: limit + 1]
+    return [
+        (
+            device_id,
+            config_document(
+                device_type=device_type,
+                port=port,
+                reload_port=reload_port,
+                enabled_metrics=metrics,
+                extra_config=extra or {},
+            ),
+        )
+        for device_id, device_type, port, reload_port, metrics, extra in rows
+    ]
 
 
 def device_health(device: Device) -> DeviceHealth:
@@ -60,6 +155,16 @@ def shared_addresses(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         if ip:
             holders.setdefault(ip, []).append(device_id)
     return {ip: sorted(ids) for ip, ids in holders.items() if len(ids) > 1}
+
+
+def shared_addresses_among(ips: Iterable[str]) -> dict[str, list[str]]:
+    """`shared_addresses` of these addresses only (a page's): one query of the devices at
+    them, instead of grouping the whole fleet by address."""
+    wanted = {ip for ip in ips if ip}
+    if not wanted:
+        return {}
+    rows = Device.objects.filter(ip_address__in=wanted).values_list("device_id", "ip_address")
+    return shared_addresses(rows)
 
 
 def fleet_shared_addresses() -> dict[str, list[str]]:
@@ -172,9 +277,12 @@ class ScrapeTarget:
     status: str
 
 
-def scrape_targets(*, status: str | None = None) -> list[ScrapeTarget]:
+def scrape_targets(
+    *, status: str | None = None, after: str = "", limit: int | None = None
+) -> list[ScrapeTarget]:
     """Every device with an address inside DEVICE_ALLOWED_NETWORKS, by device id, with
-    its contract status; only those of `status` when it is given.
+    its contract status; only those of `status` when it is given; with `limit`, the first
+    `limit + 1` after the device id `after` (the one more tells that a next page exists).
 
     Devices that are down stay in the list, so Prometheus reports them as `up == 0`
     instead of forgetting them. One query of six columns, whatever the fleet's size:
@@ -182,13 +290,18 @@ def scrape_targets(*, status: str | None = None) -> list[ScrapeTarget]:
     """
     rows = (
         Device.objects.exclude(ip_address="")
+        .filter(device_id__gt=after)
         .order_by("device_id")
         .values_list(
             "device_id", "device_type", "ip_address", "port", "reload_port", "health__status"
         )
     )
-    targets = []
-    for device_id, device_type, ip_address, port, reload_port, observed in rows:
+    targets: list[ScrapeTarget] = []
+    for device_id, device_type, ip_address, port, reload_port, observed in rows.iterator(
+        chunk_size=2000
+    ):
+        if limit is not None and len(targets) > limit:
+            break
         # Outside the networks the server may contact: not a device of this fleet any
         # more (the setting changed), so not something Prometheus should be sent to.
         if not address_allowed(ip_address):

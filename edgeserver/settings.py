@@ -124,7 +124,11 @@ ENROLLMENT_TOKENS = [token for token in env.list("ENROLLMENT_TOKENS", default=[]
 # --- Device runtime -------------------------------------------------------------------
 # Seconds unless said otherwise. See README.md ("Device runtime").
 PROBE_TIMEOUT = _positive("PROBE_TIMEOUT", env.float("PROBE_TIMEOUT", default=2.0))
-PROBE_CONCURRENCY = int(_positive("PROBE_CONCURRENCY", env.int("PROBE_CONCURRENCY", default=256)))
+# Device calls in flight at once (asyncio, no thread each): a round of 10,000 devices with
+# 1,000 dead ones then takes one PROBE_TIMEOUT, the dead ones waiting side by side.
+PROBE_CONCURRENCY = int(
+    _positive("PROBE_CONCURRENCY", env.int("PROBE_CONCURRENCY", default=4096))
+)
 MONITOR_INTERVAL = _positive("MONITOR_INTERVAL", env.float("MONITOR_INTERVAL", default=15.0))
 FAILURE_THRESHOLD = int(_positive("FAILURE_THRESHOLD", env.int("FAILURE_THRESHOLD", default=1)))
 RELOAD_TIMEOUT = _positive("RELOAD_TIMEOUT", env.float("RELOAD_TIMEOUT", default=2.0))
@@ -197,6 +201,10 @@ K8S_AUTO_SYNC = env.bool("K8S_AUTO_SYNC", default=False)
 K8S_SYNC_INTERVAL = env.int("K8S_SYNC_INTERVAL", default=300)
 # Seconds one Kubernetes API call may take before it counts as failed (timeout).
 K8S_REQUEST_TIMEOUT = env.float("K8S_REQUEST_TIMEOUT", default=10.0)
+# Kubernetes writes a sync has in flight at once (devices are applied side by side).
+K8S_WRITE_CONCURRENCY = int(
+    _positive("K8S_WRITE_CONCURRENCY", env.int("K8S_WRITE_CONCURRENCY", default=16))
+)
 # Kubeconfig file(s), `:`-separated like kubectl's; empty = in-cluster, else ~/.kube/config.
 KUBECONFIG = env.str("KUBECONFIG", default="")
 if K8S_SYNC_INTERVAL < 1 or K8S_REQUEST_TIMEOUT <= 0:

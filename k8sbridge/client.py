@@ -11,8 +11,11 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,13 @@ FIELD_MANAGER = "edge-metrics-server"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 # How often a write that met a 409 Conflict is sent again before it counts as failed.
 CONFLICT_ATTEMPTS = 3
+# Objects per answer of a list: the API server's pages, not one answer of every object.
+LIST_PAGE_SIZE = 500
+# A call the API server answered 429 (too many requests) or 5xx is sent again after a
+# backoff (its Retry-After when it gives one, within the cap), this many times in all.
+BUSY_ATTEMPTS = 4
+BUSY_BACKOFF = 0.2
+BUSY_BACKOFF_CAP = 5.0
 
 
 def _api_error(
@@ -73,6 +83,15 @@ def _api_error(
         reason=reason,
         message=message or str(exc.body or "").strip() or "no details",
     )
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds a 429 or 503 asks to wait (Retry-After), when it says."""
+    value = (exc.headers or {}).get("Retry-After") if exc.headers else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _no_answer(
@@ -132,10 +151,28 @@ class KubeApi:
                 **kwargs,
             )
         except kubernetes.client.exceptions.ApiException as exc:
-            raise _api_error(exc, verb, resource, namespace, name) from exc
+            error = _api_error(exc, verb, resource, namespace, name)
+            error.retry_after = _retry_after(exc)
+            raise error from exc
         except urllib3.exceptions.HTTPError as exc:
             raise _no_answer(exc, verb, resource, namespace, name) from exc
         return json.loads(response.data or b"{}")
+
+    def _patient(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """`call()`, sent again while the API server answers 429 or 5xx (it is busy, or
+        restarting), with a growing, jittered backoff; the last answer's error otherwise."""
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return call()
+            except KubeError as exc:
+                busy = exc.status == 429 or (exc.status or 0) >= 500
+                if not busy or attempt == BUSY_ATTEMPTS:
+                    raise
+                delay = exc.retry_after or BUSY_BACKOFF * 2 ** (attempt - 1)
+                delay = min(BUSY_BACKOFF_CAP, delay) * random.uniform(0.8, 1.2)  # noqa: S311
+                logger.info("%s; trying again in %.1fs (attempt %d)", exc, delay, attempt + 1)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _methods(self, kind: Kind) -> dict[str, Any]:
         if kind is ENDPOINTSLICE:
@@ -150,24 +187,55 @@ class KubeApi:
             for verb in ("list", "read", "patch", "delete")
         }
 
-    def list(self, kind: Kind, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """Every object of `kind` in `namespace` that matches the selector (one call)."""
-        document = self._call(
-            "list",
-            kind.resource,
-            namespace,
-            None,
-            self._methods(kind)["list"],
-            namespace,
-            label_selector=label_selector,
-        )
-        return list(document.get("items") or [])
+    def list(self, kind: Kind, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        """Every object of `kind` in `namespace` that matches the selector (every object
+        without one), a page of LIST_PAGE_SIZE per call."""
+        return [item for page in self._pages(kind, namespace, label_selector) for item in page]
+
+    def names(self, kind: Kind, namespace: str) -> set[str]:
+        """The name of every object of `kind` in `namespace`, whoever's it is; each page
+        is dropped once its names are read."""
+        return {
+            item["metadata"]["name"] for page in self._pages(kind, namespace, "") for item in page
+        }
+
+    def _pages(
+        self, kind: Kind, namespace: str, label_selector: str
+    ) -> Iterator[list[dict[str, Any]]]:
+        token = ""
+        while True:
+            extra = {"_continue": token} if token else {}
+            document = self._patient(
+                lambda extra=extra: self._call(
+                    "list",
+                    kind.resource,
+                    namespace,
+                    None,
+                    self._methods(kind)["list"],
+                    namespace,
+                    label_selector=label_selector,
+                    limit=LIST_PAGE_SIZE,
+                    **extra,
+                )
+            )
+            yield document.get("items") or []
+            token = (document.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when there is none by that name."""
         try:
-            return self._call(
-                "get", kind.resource, namespace, name, self._methods(kind)["read"], name, namespace
+            return self._patient(
+                lambda: self._call(
+                    "get",
+                    kind.resource,
+                    namespace,
+                    name,
+                    self._methods(kind)["read"],
+                    name,
+                    namespace,
+                )
             )
         except KubeError as exc:
             if exc.status == 404:
@@ -180,18 +248,20 @@ class KubeApi:
         namespace = body["metadata"]["namespace"]
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
-                return self._call(
-                    "patch",
-                    kind.resource,
-                    namespace,
-                    name,
-                    self._methods(kind)["patch"],
-                    name,
-                    namespace,
-                    body,
-                    field_manager=FIELD_MANAGER,
-                    force=True,
-                    _content_type=APPLY_CONTENT_TYPE,
+                return self._patient(
+                    lambda: self._call(
+                        "patch",
+                        kind.resource,
+                        namespace,
+                        name,
+                        self._methods(kind)["patch"],
+                        name,
+                        namespace,
+                        body,
+                        field_manager=FIELD_MANAGER,
+                        force=True,
+                        _content_type=APPLY_CONTENT_TYPE,
+                    )
                 )
             except KubeError as exc:
                 if exc.status != 409 or attempt == CONFLICT_ATTEMPTS:
@@ -203,14 +273,16 @@ class KubeApi:
         """Delete the object; False when it was already gone. 409 is retried."""
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
-                self._call(
-                    "delete",
-                    kind.resource,
-                    namespace,
-                    name,
-                    self._methods(kind)["delete"],
-                    name,
-                    namespace,
+                self._patient(
+                    lambda: self._call(
+                        "delete",
+                        kind.resource,
+                        namespace,
+                        name,
+                        self._methods(kind)["delete"],
+                        name,
+                        namespace,
+                    )
                 )
                 return True
             except KubeError as exc:
@@ -375,6 +447,8 @@ def kube_api() -> KubeApi:
         # Our own code retries 409s; urllib3 only reconnects, so one slow call costs one
         # timeout and the request counts stay what the bridge sent.
         configuration.retries = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
+        # A connection for each of the sync's concurrent writers, kept between calls.
+        configuration.connection_pool_maxsize = settings.K8S_WRITE_CONCURRENCY + 4
         api = KubeApi(kubernetes.client.ApiClient(configuration), source)
         # A replaced client may still serve a request in another thread: it is dropped,
         # not closed, and its connections close when it is collected.

@@ -10,6 +10,9 @@ from k8sbridge.exceptions import ClusterUnreachable, KubeError
 from k8sbridge.objects import ENDPOINTSLICE, KINDS, SERVICE, Kind, Objects, owned_by_service
 from k8sbridge.reconcile import Action, Change
 
+# Per kind, the names that stand in the namespace (None: could not be listed).
+NamesInUse = dict[Kind, set[str] | None]
+
 
 def managed_objects(api: KubeApi, namespace: str) -> tuple[Objects, dict[Kind, str]]:
     """Every managed object (one list call per kind), and why a kind could not be listed.
@@ -49,15 +52,37 @@ def objects_named(api: KubeApi, namespace: str, name: str) -> Objects:
     return found
 
 
-def unlisted_in_the_way(api: KubeApi, namespace: str, pending: Sequence[Change]) -> Objects:
+def names_in_use(api: KubeApi, namespace: str, pending: Sequence[Change]) -> NamesInUse:
+    """For the kinds these changes would create objects of: the name of every object of
+    that kind in the namespace, whoever's it is (paged lists; nothing else is kept).
+
+    One list per page instead of one get per object to create; None for a kind that
+    could not be listed (each create of it is then looked up on its own).
+    """
+    kinds = {change.kind for change in pending if change.action is Action.CREATE}
+    found: NamesInUse = {}
+    for kind in kinds:
+        try:
+            found[kind] = api.names(kind, namespace)
+        except KubeError:
+            found[kind] = None
+    return found
+
+
+def unlisted_in_the_way(
+    api: KubeApi, namespace: str, pending: Sequence[Change], in_use: NamesInUse | None = None
+) -> Objects:
     """Objects at the names these changes would create, which the list calls did not show:
     someone else's (no managed_by label), or ours without the labels the selector needs.
 
-    One get per create; raises KubeError.
+    One get per create whose name `in_use` holds (or does not know); raises KubeError.
     """
     found: Objects = {}
     for change in pending:
         if change.action is Action.CREATE:
+            names = (in_use or {}).get(change.kind)
+            if names is not None and change.name not in names:
+                continue
             obj = api.get(change.kind, namespace, change.name)
             if obj is not None:
                 found[(change.kind, change.name)] = obj

@@ -23,6 +23,9 @@ class ClusterUnreachable(Exception):
 class KubeError(Exception):
     """A call that failed: an HTTP error from the API server, or no answer at all."""
 
+    # Seconds the API server asked to wait before trying again (Retry-After), if it did.
+    retry_after: float | None = None
+
     def __init__(
         self,
         *,

@@ -4,7 +4,9 @@ deleting one device's objects, each a reconcile of desired and actual objects.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+import threading
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from django.conf import settings
 
@@ -12,7 +14,15 @@ from devices.choices import DeviceStatus
 from devices.models import Device
 from k8sbridge.choices import SyncAction, SyncTrigger
 from k8sbridge.client import KubeApi, kube_api
-from k8sbridge.cluster import Applied, apply, managed_objects, objects_named, unlisted_in_the_way
+from k8sbridge.cluster import (
+    Applied,
+    NamesInUse,
+    apply,
+    managed_objects,
+    names_in_use,
+    objects_named,
+    unlisted_in_the_way,
+)
 from k8sbridge.exceptions import ClusterUnreachable, KubeError
 from k8sbridge.objects import (
     ENDPOINTS,
@@ -122,20 +132,33 @@ def _sync(
         return result
     desired = desired_objects(plans, namespace, mode=mode)
     groups = by_device(changes(desired, actual, scope=scope))
-    applier = _Applier(api, namespace, desired, actual, scope=scope, dry_run=dry_run)
-    for done, plan in enumerate(in_scope, start=1):
+    in_use = names_in_use(api, namespace, [c for group in groups.values() for c in group])
+    applier = _Applier(api, namespace, desired, actual, in_use, scope=scope, dry_run=dry_run)
+    done = 0
+
+    def advanced() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(in_scope))
+
+    work: list[tuple[str, str, list[Change], bool]] = []
+    for plan in in_scope:
         if plan.failed:
             result.add(_failed(plan, plan.problem))
         elif not plan.publish:
             result.not_published.append(_failed(plan, plan.problem))
         else:
             pending = groups.pop((plan.device_id, plan.service), [])
-            result.add(applier.item(plan.device_id, plan.service, pending, published=True))
-        if progress is not None:
-            progress(done, len(in_scope))
+            work.append((plan.device_id, plan.service, pending, True))
+            continue
+        advanced()
     # What is left deletes objects nobody should have: orphans, unpublished devices'.
-    for (owner, name), pending in groups.items():
-        result.add(applier.item(owner, name, pending, published=False))
+    work += [(owner, name, pending, False) for (owner, name), pending in groups.items()]
+    for item, published in applier.each(work):
+        result.add(item)
+        if published:
+            advanced()
     result.sort()
     return result
 
@@ -157,7 +180,8 @@ def _list_problems(unlisted: dict[Kind, str], mode: str) -> tuple[list[str], lis
 
 
 class _Applier:
-    """Applies one device's changes at a time, each as one item of a sync's result.
+    """Applies the changes of each device as one item of a sync's result, up to
+    K8S_WRITE_CONCURRENCY devices at a time (a device's own changes stay in order).
 
     After UNANSWERED_LIMIT devices in a row whose calls got no answer, the rest is not
     attempted.
@@ -169,19 +193,45 @@ class _Applier:
         namespace: str,
         desired: Objects,
         actual: Objects,
+        in_use: NamesInUse,
         *,
         scope: Collection[str] | None,
         dry_run: bool,
     ) -> None:
         self.api, self.namespace = api, namespace
-        self.desired, self.actual = desired, actual
+        self.desired, self.actual, self.in_use = desired, actual, in_use
         self.scope, self.dry_run = scope, dry_run
         self.unanswered = 0
+        self._lock = threading.Lock()
+
+    def each(
+        self, work: list[tuple[str, str, list[Change], bool]]
+    ) -> Iterator[tuple[ItemResult, bool]]:
+        """(item, published) for each (device id, name, changes, published), as they end:
+        those with nothing to change at once, the others from the pool of writers."""
+        writing = []
+        for device_id, name, pending, published in work:
+            if pending:
+                writing.append((device_id, name, pending, published))
+            else:
+                yield self.item(device_id, name, pending, published=published), published
+        if not writing:
+            return
+        workers = min(settings.K8S_WRITE_CONCURRENCY, len(writing))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-write") as pool:
+            futures = {
+                pool.submit(self.item, device_id, name, pending, published=published): published
+                for device_id, name, pending, published in writing
+            }
+            for future in as_completed(futures):
+                yield future.result(), futures[future]
 
     def item(
         self, device_id: str, name: str, pending: list[Change], *, published: bool
     ) -> ItemResult:
-        if self.unanswered >= UNANSWERED_LIMIT:
+        with self._lock:
+            given_up = self.unanswered >= UNANSWERED_LIMIT
+        if given_up:
             return ItemResult(device_id, name, "failed", NOT_ATTEMPTED)
         try:
             pending = self._with_unlisted(device_id, name, pending)
@@ -189,7 +239,8 @@ class _Applier:
             applied = Applied(error=str(exc), unanswered=exc.unreachable)
         else:
             applied = apply(self.api, self.namespace, pending, dry_run=self.dry_run)
-        self.unanswered = self.unanswered + 1 if applied.unanswered else 0
+        with self._lock:
+            self.unanswered = self.unanswered + 1 if applied.unanswered else 0
         if not applied.ok:
             status = "failed"
         elif not published:
@@ -208,7 +259,7 @@ class _Applier:
         An object in the way that the lists did not show (someone else's, to refuse; or
         ours without the selector's labels, to update) changes what the device needs.
         """
-        found = unlisted_in_the_way(self.api, self.namespace, pending)
+        found = unlisted_in_the_way(self.api, self.namespace, pending, self.in_use)
         if not found:
             return pending
         actual = at_name(self.actual, name) | found

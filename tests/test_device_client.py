@@ -219,22 +219,79 @@ def test_allowed_networks_rule(settings, networks, ip, allowed):
 
 
 def test_bounded_concurrency_keeps_order_and_limit():
-    import threading
+    import asyncio
 
-    lock = threading.Lock()
     running = peak = 0
 
-    def work(n: int) -> int:
+    async def work(session, n: int) -> int:
         nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.02)
-        with lock:
-            running -= 1
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
         return n * n
 
-    assert client.for_each_concurrently(work, list(range(40)), limit=5) == [
-        n * n for n in range(40)
-    ]
-    assert 1 < peak <= 5
+    assert client.run_each(work, list(range(40)), limit=5) == [n * n for n in range(40)]
+    assert peak == 5
+
+
+def test_thousands_of_calls_in_flight_at_once_without_a_thread_each(exporters):
+    """Every call of a batch is in flight together, up to the limit, in one thread."""
+    import threading
+
+    exporter = exporters()
+    exporter.set("GET", "/health", Reply(hang=True))
+    seen_threads = set()
+
+    async def probe(session, _):
+        seen_threads.add(threading.get_ident())
+        try:
+            await client.fetch_health(session, "127.0.0.1", exporter.port, timeout=1.0)
+        except client.DeviceUnreachable as exc:
+            return str(exc)
+
+    results = client.run_each(probe, list(range(300)), limit=1000)
+    assert results == ["No answer within 1 s"] * 300
+    assert seen_threads == {threading.get_ident()}
+    # All 300 were connected before the first one gave up.
+    assert exporter.open_before_first_close() == 300
+
+
+def _limits_seen_by_a_new_process(soft: int, hard: int, concurrency: int) -> tuple[str, str]:
+    """(soft limit after django.setup(), what it logged) in a process started with these."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    code = (
+        "import django, resource; django.setup(); "
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PROBE_CONCURRENCY": str(concurrency),
+        },
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_process_raises_its_open_files_limit_to_what_probes_need():
+    soft, log = _limits_seen_by_a_new_process(256, 8192, 4096)
+    assert soft == str(4096 + client.OTHER_OPEN_FILES)
+    assert "open-files limit" not in log
+
+
+def test_process_says_when_the_hard_limit_is_too_low_and_bounds_its_calls():
+    soft, log = _limits_seen_by_a_new_process(256, 1024, 4096)
+    assert soft == "1024"
+    assert "The open-files limit is 1024" in log
+    assert "at most 512 device calls are made at once" in log

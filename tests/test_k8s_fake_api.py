@@ -5,6 +5,8 @@ The bridge's tests are only as good as this fake, so its behaviour is pinned her
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -164,15 +166,68 @@ def test_apply_without_force_conflicts_with_another_manager(kube):
 
 
 def test_injected_failures_and_the_request_log(kube):
-    kube.fail("delete", "services", "a", code=500, times=1)
+    kube.fail("delete", "services", "a", code=403, times=1)
     kube_api().apply(SERVICE, service("a"))
-    with pytest.raises(KubeError, match="500 InternalError"):
+    with pytest.raises(KubeError, match="403 Forbidden"):
         kube_api().delete(SERVICE, NS, "a")
     assert kube_api().delete(SERVICE, NS, "a") is True
     assert kube_api().delete(SERVICE, NS, "a") is False  # already gone: 404
     assert [(c.verb, c.status) for c in kube.calls] == [
-        ("patch", 201), ("delete", 500), ("delete", 200), ("delete", 404)]
+        ("patch", 201), ("delete", 403), ("delete", 200), ("delete", 404)]
     assert len(kube.writes()) == 4
+
+
+def test_a_busy_server_is_asked_again_until_the_client_gives_up(kube, monkeypatch):
+    from k8sbridge import client as client_module
+
+    monkeypatch.setattr(client_module, "BUSY_BACKOFF", 0.01)
+    kube_api().apply(SERVICE, service("a"))
+    kube.fail("delete", "services", "a", code=500, times=client_module.BUSY_ATTEMPTS)
+    with pytest.raises(KubeError, match="500 InternalError"):
+        kube_api().delete(SERVICE, NS, "a")
+    kube.fail("delete", "services", "a", code=503, times=client_module.BUSY_ATTEMPTS - 1)
+    assert kube_api().delete(SERVICE, NS, "a") is True
+    deletes = [c.status for c in kube.requests("delete")]
+    assert deletes == [500] * 4 + [503] * 3 + [200]
+
+
+def test_lists_come_in_pages_that_continue_where_the_last_ended(kube, monkeypatch):
+    from k8sbridge import client as client_module
+
+    monkeypatch.setattr(client_module, "LIST_PAGE_SIZE", 2)
+    for name in ("e", "a", "d", "b", "c"):
+        kube.put("services", NS, service(name, {"app": "edge-exporter"}))
+    kube.put("services", NS, {"metadata": {"name": "other"}, "spec": {"ports": [{"port": 1}]}})
+    names = [item["metadata"]["name"] for item in kube_api().list(SERVICE, NS, "app=edge-exporter")]
+    assert names == ["a", "b", "c", "d", "e"]
+    pages = kube.requests("list", "services")
+    assert [c.query.get("limit") for c in pages] == ["2", "2", "2"]
+    assert "continue" not in pages[0].query and all("continue" in c.query for c in pages[1:])
+    assert kube_api().names(SERVICE, NS) == {"a", "b", "c", "d", "e", "other"}
+
+
+def test_a_page_says_how_many_items_remain_and_a_foreign_token_is_refused(kube):
+    for name in ("a", "b", "c"):
+        kube.put("services", NS, service(name))
+    core = k8s.CoreV1Api(kube_api().api_client)
+    first = core.list_namespaced_service(NS, limit=2)
+    assert [s.metadata.name for s in first.items] == ["a", "b"]
+    assert first.metadata.remaining_item_count == 1
+    rest = core.list_namespaced_service(NS, limit=2, _continue=first.metadata._continue)
+    assert [s.metadata.name for s in rest.items] == ["c"]
+    assert rest.metadata._continue is None
+    with pytest.raises(ApiException) as refused:
+        k8s.CoreV1Api(kube_api().api_client).list_namespaced_endpoints(
+            NS, limit=2, _continue=first.metadata._continue
+        )
+    assert refused.value.status == 400
+
+
+def test_latency_delays_every_answer(kube):
+    kube.latency = 0.2
+    started = time.monotonic()
+    kube_api().list(SERVICE, NS, "app=edge-exporter")
+    assert time.monotonic() - started >= 0.2
 
 
 def test_requests_without_the_token_are_401(kube):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import pytest
 
+from k8sbridge import client as client_module
 from k8sbridge import services
 from k8sbridge.api.serializers import SyncResponseSerializer
 from k8sbridge.client import kube_api
@@ -237,20 +240,52 @@ def test_invalid_object_fails_with_the_servers_message_and_the_rest_goes_on(kube
     assert "may not be in the loopback range" in failure.error
 
 
-def test_server_error_on_one_device_is_reported_and_the_next_sync_repairs_it(kube):
+def test_a_server_error_is_retried_and_the_sync_succeeds(kube):
     add_device("a", ip="192.0.2.1")
     add_device("b", ip="192.0.2.2")
     kube.fail("patch", "endpoints", "edge-device-b", code=500, times=1)
+
+    result = sync()
+
+    assert result.failed == []
+    assert ids(result.created) == ["a", "b"]
+    patches = [c.status for c in kube.requests("patch", "endpoints") if c.name == "edge-device-b"]
+    assert patches == [500, 201]
+    assert objects(kube, "endpoints") == ["edge-device-a", "edge-device-b"]
+
+
+def test_too_many_requests_waits_as_long_as_the_server_asks(kube):
+    add_device("a", ip="192.0.2.1")
+    kube.fail("patch", "services", "edge-device-a", code=429, times=1)
+
+    started = time.monotonic()
+    result = sync()
+
+    assert ids(result.created) == ["a"]
+    # The fake answers 429 with Retry-After: 1.
+    assert time.monotonic() - started >= 0.8
+    assert [c.status for c in kube.requests("patch", "services")] == [429, 201]
+
+
+def test_a_device_whose_writes_keep_failing_fails_alone_and_the_next_sync_repairs_it(
+    kube, monkeypatch
+):
+    monkeypatch.setattr(client_module, "BUSY_BACKOFF", 0.01)
+    add_device("a", ip="192.0.2.1")
+    add_device("b", ip="192.0.2.2")
+    add_device("c", ip="192.0.2.3")
+    kube.fail("patch", "endpoints", "edge-device-b", code=503, times=client_module.BUSY_ATTEMPTS)
 
     first = sync()
     second = sync()
 
     assert [i.device_id for i in first.failed] == ["b"]
-    assert "500 InternalError" in first.failed[0].error
+    assert "503 InternalError" in first.failed[0].error
+    assert ids(first.created) == ["a", "c"]
     assert [i.device_id for i in second.updated] == ["b"]
     assert second.updated[0].actions == ["create Endpoints edge-device-b",
                                          "create EndpointSlice edge-device-b"]
-    assert objects(kube, "endpointslices") == ["edge-device-a", "edge-device-b"]
+    assert objects(kube, "endpointslices") == ["edge-device-a", "edge-device-b", "edge-device-c"]
 
 
 def test_timed_out_write_fails_that_device_only(kube, settings):
@@ -269,6 +304,7 @@ def test_timed_out_write_fails_that_device_only(kube, settings):
 
 def test_after_three_unanswered_devices_the_rest_is_not_attempted(kube, settings):
     settings.K8S_REQUEST_TIMEOUT = 0.3
+    settings.K8S_WRITE_CONCURRENCY = 1
     for i in range(6):
         add_device(f"d{i}", ip=f"192.0.2.{i + 1}")
     kube.stall("patch", "services", seconds=5)
@@ -279,6 +315,78 @@ def test_after_three_unanswered_devices_the_rest_is_not_attempted(kube, settings
     assert len(kube.requests("patch", "services")) == 3
     assert [i.error for i in result.failed[3:]] == [
         "not attempted: the Kubernetes API server stopped answering"] * 3
+
+
+def test_concurrent_writers_stop_starting_devices_once_the_server_stopped_answering(
+    kube, settings
+):
+    settings.K8S_REQUEST_TIMEOUT = 0.3
+    settings.K8S_WRITE_CONCURRENCY = 3
+    for i in range(12):
+        add_device(f"d{i:02}", ip=f"192.0.2.{i + 1}")
+    kube.stall("patch", "services", seconds=5)
+
+    result = sync()
+
+    assert len(result.failed) == 12
+    attempted = len(kube.requests("patch", "services"))
+    # Three in a row unanswered; the writers already under way finish their device.
+    assert 3 <= attempted <= 3 + 3 - 1
+    not_attempted = [i for i in result.failed if i.error.startswith("not attempted")]
+    assert len(not_attempted) == 12 - attempted
+
+
+def test_writes_run_side_by_side_up_to_the_limit(kube, settings):
+    settings.K8S_WRITE_CONCURRENCY = 4
+    kube.latency = 0.05
+    for i in range(12):
+        add_device(f"d{i:02}", ip=f"192.0.2.{i + 1}")
+    in_flight = peak = 0
+    lock = threading.Lock()
+    original = kube._handle
+
+    def counting(handler):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return original(handler)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    kube._handle = counting
+    result = sync()
+
+    assert ids(result.created) == [f"d{i:02}" for i in range(12)]
+    assert peak == 4
+    # One write per object, each device's Service before its endpoints.
+    assert len(kube.writes()) == 36
+    for i in range(12):
+        name = f"edge-device-d{i:02}"
+        order = [c.resource for c in kube.writes() if c.name == name]
+        assert order == ["services", "endpoints", "endpointslices"]
+
+
+def test_first_sync_looks_up_names_in_pages_not_one_get_per_object(kube, monkeypatch):
+    monkeypatch.setattr(client_module, "LIST_PAGE_SIZE", 4)
+    for i in range(10):
+        add_device(f"d{i:02}", ip=f"192.0.2.{i + 1}")
+    kube.put("services", "monitoring", {
+        "metadata": {"name": "edge-device-d03"}, "spec": {"ports": [{"port": 80}]}})
+
+    result = sync()
+
+    # Someone else's Service holds d03's name: refused, nothing of it written.
+    assert [i.device_id for i in result.failed] == ["d03"]
+    assert "is not managed by edge-metrics-server" in result.failed[0].error
+    assert len(result.created) == 9
+    # The one name in the way was read; no other get, every list paged.
+    assert [(c.resource, c.name) for c in kube.requests("get")] == [
+        ("services", "edge-device-d03")]
+    assert all(c.query.get("limit") == "4" for c in kube.requests("list"))
+    assert len(kube.writes()) == 9 * 3
 
 
 def test_conflicts_are_retried(kube):

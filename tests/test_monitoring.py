@@ -190,8 +190,11 @@ def test_list_refresh_probes_the_filtered_devices_only(api, exporters):
     assert (jetson.probes, shelly.probes) == (0, 1)
 
 
-def test_fleet_with_silent_devices_is_probed_in_about_one_timeout(api, exporters):
+def test_fleet_with_silent_devices_is_probed_in_about_one_timeout(api, exporters, settings):
     """200 devices of which 50 never answer: ~PROBE_TIMEOUT, not 50 x PROBE_TIMEOUT."""
+    # All 200 calls start at once: on a loaded machine the one fake exporter (a thread per
+    # connection) needs more than half a second to answer its 150.
+    settings.PROBE_TIMEOUT = 1.5
     alive, silent = exporters(), exporters()
     silent.answer_everything(Reply(hang=True))
     make_devices("alive", 150, alive.port)
@@ -201,10 +204,10 @@ def test_fleet_with_silent_devices_is_probed_in_about_one_timeout(api, exporters
     elapsed = time.monotonic() - started
     assert (body["total"], body["healthy"], body["unhealthy"]) == (200, 150, 50)
     assert {d["error"] for d in body["devices"] if d["status"] != "healthy"} == {
-        "No answer within 0.5 s"
+        "No answer within 1.5 s"
     }
     assert (alive.probes, silent.probes) == (150, 50)
-    assert elapsed < 0.5 + SLACK, elapsed
+    assert elapsed < 1.5 + SLACK, elapsed
 
 
 def test_at_most_probe_concurrency_probes_are_in_flight(exporters, settings):
@@ -219,10 +222,10 @@ def test_at_most_probe_concurrency_probes_are_in_flight(exporters, settings):
     result = runtime.devices_probe(devices=list(selectors.device_list()))
     elapsed = time.monotonic() - started
     assert silent.connections() == 30
-    # The exporter notices a hang-up a moment after it happens, so the next wave's first
-    # connection can be counted before the first wave's close: allow one or two of those
-    # (unbounded probing would open all 30 at once).
-    assert 10 <= silent.open_before_first_close() <= 12
+    # The exporter notices a hang-up a moment after it happens, and the ten calls of a wave
+    # give up at the same instant, so some of the next wave's connections can be counted
+    # before the first wave's close (unbounded probing would open all 30 at once).
+    assert 10 <= silent.open_before_first_close() < 20
     # Three waves of ten, each held for the whole timeout.
     assert elapsed >= 3 * 0.3 * 0.9
     assert len(result.devices) == 30

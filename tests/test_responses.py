@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devices import selectors
 from devices.api import responses as r
 from devices.models import Device, DeviceHealth
 from devices.runtime import ReloadResult
@@ -49,13 +50,17 @@ def test_status_items_of_every_kind_of_device_are_declared():
     assert {"exporter_status", "last_seen"} <= set(bodies[0])
     assert {"error", "drifted_keys"} <= set(bodies[1])
     _check(r.DeviceListSerializer, r.DeviceListSerializer(devices).data)
+    # The list renders plain rows exactly as it renders the models.
+    rows = selectors.device_rows(selectors.device_list())
+    assert r.DeviceListSerializer(rows).data == r.DeviceListSerializer(
+        list(selectors.device_list())
+    ).data
 
 
 @pytest.mark.django_db
 def test_config_items_reload_results_and_targets_are_declared():
     make_devices("d", 2, 9101)
-    devices = list(Device.objects.all())
-    body = r.ConfigListSerializer(devices).data
+    body = r.ConfigListSerializer(selectors.config_rows()).data
     _check(r.ConfigListSerializer, body)
     for item in body["configs"]:
         assert {"device_id", "device_type", "port", "reload_port"} <= set(item)

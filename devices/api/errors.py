@@ -36,6 +36,11 @@ declare(
         "invalid_if_match", 400, "If-Match or If-None-Match is not a list of entity tags (or `*`)"
     ),
     ErrorKind("invalid_filter", 400, "a list filter is empty or not one of its values"),
+    ErrorKind(
+        "invalid_page",
+        400,
+        "limit is not an integer 1-1000, or cursor is not a device id",
+    ),
     ErrorKind("no_observed_ip", 400, "the device never called, so it has no observed address"),
     ErrorKind("No IP address", 400, "the device has no IP address, so it cannot be called"),
     ErrorKind(DEVICE_NOT_FOUND, 404, "no device has this id"),

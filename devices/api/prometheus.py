@@ -3,12 +3,17 @@ Prometheus (in or out of a cluster) scrapes the devices without any Kubernetes o
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from django.http import HttpResponse
+from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
-from rest_framework.response import Response
 
 from devices import selectors
 from devices.api import serializers as s
+from devices.api.paging import PAGE_PARAMETERS, page_of, page_request
 from devices.api.responses import TargetGroupSerializer
 from devices.choices import DeviceStatus
 from edgeserver.api.errorkinds import error_responses
@@ -29,21 +34,35 @@ class PrometheusTargetsView(ApiView):
                 enum=[c.value for c in DeviceStatus],
                 description="Only devices of this status (default: every device with an "
                 "allowed address, so dead ones show as up == 0)",
-            )
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="ETag of a list the caller has; 304 when the list is still the same",
+            ),
+            *PAGE_PARAMETERS,
         ],
         responses={
             200: OpenApiResponse(
                 TargetGroupSerializer(many=True),
                 description="One target group per device, the whole fleet at once "
-                "(`[]` when there is none)",
+                "(`[]` when there is none); with `?limit=`, a page, and the next page's "
+                "cursor in `X-Next-Cursor` and a `Link: <...>; rel=\"next\"` header "
+                "(neither on the last page). The `ETag` names this exact list.",
             ),
+            304: OpenApiResponse(description="If-None-Match names the current list's ETag"),
             **error_responses(
-                "authentication_required", "forbidden", "invalid_query", "invalid_filter"
+                "authentication_required",
+                "forbidden",
+                "invalid_query",
+                "invalid_filter",
+                "invalid_page",
             ),
         },
         tags=["prometheus"],
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         """Scrape targets for Prometheus `http_sd_configs`: one group per device with an
         address inside DEVICE_ALLOWED_NETWORKS, labelled `device_id`, `device_type`,
         `__meta_edge_status` and `__meta_edge_reload_port`; `__meta_edge_address_shared_with`
@@ -52,6 +71,25 @@ class PrometheusTargetsView(ApiView):
         if not query.is_valid():
             field, problems = next(iter(query.errors.items()))
             raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
-        targets = selectors.scrape_targets(status=query.validated_data.get("status") or None)
+        page = page_request(request.query_params)
+        targets = selectors.scrape_targets(
+            status=query.validated_data.get("status") or None, after=page.after, limit=page.limit
+        )
+        targets, next_cursor = page_of(targets, page, key=lambda target: target.device_id)
         context = {"shared_addresses": selectors.fleet_shared_addresses()}
-        return Response(TargetGroupSerializer(targets, many=True, context=context).data)
+        data = TargetGroupSerializer(targets, many=True, context=context).data
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            # The list itself names its version: any change of any target changes it.
+            "ETag": f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"',
+            "Cache-Control": "no-cache",
+        }
+        if next_cursor is not None:
+            headers["X-Next-Cursor"] = next_cursor
+            following = request.query_params.copy()
+            following["cursor"] = next_cursor
+            headers["Link"] = f'<{request.path}?{following.urlencode()}>; rel="next"'
+        known = parse_etags(request.headers.get("If-None-Match", ""))
+        if headers["ETag"] in known or known == ["*"]:
+            return HttpResponse(status=304, headers=headers)
+        return HttpResponse(body, content_type="application/json", headers=headers)

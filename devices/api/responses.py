@@ -9,7 +9,7 @@ tests/test_responses.py checks the two against each other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -74,14 +74,30 @@ class ConfigListItemSerializer(ConfigDocumentSerializer):
         return {"device_id": device.device_id, **device.config_document()}
 
 
+NEXT_CURSOR_HELP = (
+    "With `?limit=`: the `cursor` of the next page, null on the last page (absent from an "
+    "answer that is not paged)"
+)
+
+
+def _paged(body: dict[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A page's body also says where the next page starts (view context `next_cursor`)."""
+    if "next_cursor" in context:
+        body["next_cursor"] = context["next_cursor"]
+    return body
+
+
 class ConfigListSerializer(serializers.Serializer):
+    """From (device id, served config) rows (selectors.config_rows); `total` counts the
+    configs of this answer (of the page, when paged)."""
+
     configs = ConfigListItemSerializer(many=True)
     total = serializers.IntegerField()
+    next_cursor = serializers.CharField(required=False, allow_null=True, help_text=NEXT_CURSOR_HELP)
 
-    def to_representation(self, devices: Sequence[Device]) -> dict[str, Any]:
-        item = ConfigListItemSerializer().to_representation
-        configs = [item(device) for device in devices]
-        return {"configs": configs, "total": len(configs)}
+    def to_representation(self, rows: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        configs = [{"device_id": device_id, **document} for device_id, document in rows]
+        return _paged({"configs": configs, "total": len(configs)}, self.context)
 
 
 class WriteResultSerializer(serializers.Serializer):
@@ -242,22 +258,33 @@ class DeviceStatusItemSerializer(serializers.Serializer):
 
 
 class DeviceListSerializer(serializers.Serializer):
+    """`total`, `healthy` and `unhealthy` count the devices of this answer (of the page,
+    when paged)."""
+
     devices = DeviceStatusItemSerializer(many=True)
     total = serializers.IntegerField()
     healthy = serializers.IntegerField()
     unhealthy = serializers.IntegerField()
+    next_cursor = serializers.CharField(required=False, allow_null=True, help_text=NEXT_CURSOR_HELP)
+
+    # Up to this many devices (a page), shared addresses are looked up for theirs only.
+    PAGE_SIZED = 1000
 
     def to_representation(self, devices: Sequence[Device]) -> dict[str, Any]:
-        context = {"shared_addresses": selectors.fleet_shared_addresses()}
-        item = DeviceStatusItemSerializer(context=context).to_representation
+        if len(devices) <= self.PAGE_SIZED:
+            shared = selectors.shared_addresses_among(d.ip_address for d in devices)
+        else:
+            shared = selectors.fleet_shared_addresses()
+        item = DeviceStatusItemSerializer(context={"shared_addresses": shared}).to_representation
         items = [item(device) for device in devices]
         healthy = sum(1 for i in items if i["status"] == DeviceStatus.HEALTHY)
-        return {
+        body = {
             "devices": items,
             "total": len(items),
             "healthy": healthy,
             "unhealthy": len(items) - healthy,
         }
+        return _paged(body, self.context)
 
 
 class ReloadResponseSerializer(serializers.Serializer):

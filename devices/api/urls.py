@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from devices.api import prometheus, views
+from devices.api import fleet, prometheus, views
 from devices.api.hotpath import CONFIG_ROUTE
 
 # A path segment; on the config route any characters (a slash, a newline) reach the id
@@ -23,13 +23,13 @@ urlpatterns = [
         views.ConfigDetailView.as_view(),
         name=CONFIG_ROUTE,
     ),
-    re_path(r"^config/?$", views.ConfigListView.as_view(), name="config-list"),
+    re_path(r"^config/?$", fleet.ConfigListView.as_view(), name="config-list"),
     re_path(
         r"^d/(?P<path_token>[^/]+)//?config/(?P<device_id>(?s:.+?))/?$",
         views.DevicePathConfigView.as_view(),
         name="config-detail-token",
     ),
-    re_path(r"^devices/?$", views.DeviceListView.as_view(), name="device-list"),
+    re_path(r"^devices/?$", fleet.DeviceListView.as_view(), name="device-list"),
     re_path(
         rf"^devices/{DEVICE}/status/?$", views.DeviceStatusView.as_view(), name="device-status"
     ),
@@ -44,7 +44,7 @@ urlpatterns = [
     ),
     re_path(rf"^devices/{DEVICE}/ip/?$", views.DeviceAddressView.as_view(), name="device-ip"),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
-    re_path(r"^metrics/summary/?$", views.SummaryView.as_view(), name="metrics-summary"),
+    re_path(r"^metrics/summary/?$", fleet.SummaryView.as_view(), name="metrics-summary"),
     re_path(
         r"^prometheus/targets/?$",
         prometheus.PrometheusTargetsView.as_view(),

@@ -21,11 +21,10 @@ from devices.api.base import DeviceApiView
 from devices.api.hotpath import plain_call
 from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceNotFound
-from devices.filtersets import DeviceFilterSet
 from devices.validation import device_id_problem
 from edgeserver.api.addresses import request_address
 from edgeserver.api.errorkinds import error_responses
-from edgeserver.api.errors import ApiError, error_response, render_error
+from edgeserver.api.errors import error_response, render_error
 from users.permissions import DeviceRouteAccess, IsOperator
 
 IF_MATCH = OpenApiParameter(
@@ -93,17 +92,6 @@ def _refresh_requested(request: Request) -> bool:
     serializer = s.RefreshQuerySerializer(data={"refresh": request.query_params["refresh"]})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data["refresh"]
-
-
-class ConfigListView(DeviceApiView):
-    @extend_schema(
-        operation_id="config_list",
-        responses={200: r.ConfigListSerializer, **_errors(*OPERATOR)},
-        tags=["config"],
-    )
-    def get(self, request: Request) -> Response:
-        """All stored configs, each with its device_id (operator route)."""
-        return Response(r.ConfigListSerializer(list(selectors.device_list())).data)
 
 
 def _served(request: HttpRequest, device_id: str, *, from_device: bool) -> HttpResponse:
@@ -312,28 +300,6 @@ class ConfigRollbackView(DeviceApiView):
         return Response(body, headers={"ETag": result.device.etag})
 
 
-class DeviceListView(DeviceApiView):
-    @extend_schema(
-        operation_id="devices_list",
-        parameters=[*DEVICE_FILTERS, REFRESH],
-        responses={
-            200: r.DeviceListSerializer,
-            **_errors(*OPERATOR, "validation_error", "invalid_filter"),
-        },
-        tags=["devices"],
-    )
-    def get(self, request: Request) -> Response:
-        """Every device with its stored status; `?refresh=true` probes the listed ones first."""
-        refresh = _refresh_requested(request)
-        filterset = DeviceFilterSet(request.query_params, queryset=selectors.device_list())
-        if not filterset.is_valid():
-            field, problems = next(iter(filterset.errors.items()))
-            raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
-        if refresh:
-            runtime.devices_probe(devices=filterset.qs, recheck_drift=True)
-        return Response(r.DeviceListSerializer(list(filterset.qs.all())).data)
-
-
 class DeviceStatusView(DeviceApiView):
     @extend_schema(
         operation_id="device_status",
@@ -472,17 +438,3 @@ class DevicesReloadView(DeviceDetailView):
         """`PATCH /devices/{id}` of the device whose id is `reload`."""
         self.validated_device_id = device_id
         return super().patch(request, device_id=device_id)
-
-
-class SummaryView(DeviceApiView):
-    @extend_schema(
-        operation_id="metrics_summary",
-        parameters=[REFRESH],
-        responses={200: r.SummarySerializer, **_errors(*OPERATOR, "validation_error")},
-        tags=["devices"],
-    )
-    def get(self, request: Request) -> Response:
-        """Fleet counts by status and by device type; `?refresh=true` probes every device."""
-        if _refresh_requested(request):
-            runtime.devices_probe(devices=list(selectors.device_list()), recheck_drift=True)
-        return Response(r.SummarySerializer(selectors.fleet_summary()).data)

@@ -18,17 +18,23 @@ Like the real server it bumps resourceVersion on every change (and not on a no-o
 answers 401/404/409/422 with Status objects, validates names (RFC 1035 for Services,
 RFC 1123 subdomains for the others), label keys and values, and refuses loopback,
 link-local, multicast link-local and unspecified addresses in Endpoints and EndpointSlices.
-Tests can inject failures per (verb, resource, name) and stall requests past the client's
-timeout, and read a log of every request.
+Lists page as the real server's do: `limit` caps the items of an answer, whose
+`metadata.continue` (with `remainingItemCount`) asks for the next page, in name order; a
+malformed or foreign continue token is a 400. Tests can inject failures per (verb,
+resource, name) (a 429 carries `Retry-After`), stall requests past the client's timeout,
+add a latency to every call (`latency`, seconds, as a remote API server's round trip), and
+read a log of every request.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import ipaddress
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -378,7 +384,11 @@ def _requirements(selector: str) -> list[tuple[str, str, list[str]]]:
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
-    for operator, key, values in _requirements(selector):
+    return _matches(_requirements(selector), labels)
+
+
+def _matches(requirements: list[tuple[str, str, list[str]]], labels: dict[str, str]) -> bool:
+    for operator, key, values in requirements:
         present = key in labels
         value = labels.get(key)
         if operator == "=" and value != values[0]:
@@ -406,6 +416,9 @@ class FakeKubeApi:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._resource_version = 1000
+        # Seconds each request waits before it is answered (outside the lock, so requests
+        # in flight together overlap their waits as on a real server).
+        self.latency = 0.0
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -519,7 +532,8 @@ class FakeKubeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
+            # Connections are kept between calls, as a real API server keeps them.
+            protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -529,7 +543,12 @@ class FakeKubeApi:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # A sync writes from many threads at once: the default backlog of 5 would
+            # reset their connections.
+            request_queue_size = 512
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -572,13 +591,18 @@ class FakeKubeApi:
         call = Call(method, verb, resource or parts.path, namespace, name, query, content_type)
         with self.lock:
             self.calls.append(call)
+        if self.latency:
+            time.sleep(self.latency)
         code, body = self._answer(handler, call, raw)
         call.status = code
-        if code == 0:  # stalled: no answer at all
+        if code == 0:  # stalled: no answer at all, and the connection dropped
+            handler.close_connection = True
             return
         payload = json.dumps(body).encode()
         try:
             handler.send_response(code)
+            if code == 429:
+                handler.send_header("Retry-After", "1")
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()
@@ -780,24 +804,59 @@ class FakeKubeApi:
 
     def _list(self, call: Call) -> dict[str, Any]:
         selector = call.query.get("labelSelector", "")
-        _requirements(selector)  # a malformed selector is a 400 even with nothing to match
         group, version, kind = RESOURCES[call.resource]
+        after = self._continue_from(call)
+        try:
+            limit = int(call.query.get("limit") or 0)
+        except ValueError:
+            raise ApiFailure(400, "BadRequest", "limit must be an integer") from None
+        requirements = _requirements(selector)
+        matching = sorted(
+            name
+            for (resource, namespace, name), stored in self.store.items()
+            if resource == call.resource
+            and namespace == call.namespace
+            and name > after
+            and _matches(requirements, stored.obj["metadata"].get("labels") or {})
+        )
+        page = matching[:limit] if limit else matching
         items = []
-        for (resource, namespace, _), stored in sorted(self.store.items()):
-            if resource != call.resource or namespace != call.namespace:
-                continue
-            labels = stored.obj["metadata"].get("labels") or {}
-            if selector_matches(selector, labels):
-                item = copy.deepcopy(stored.obj)
-                item.pop("kind", None)
-                item.pop("apiVersion", None)
-                items.append(item)
+        for name in page:
+            item = copy.deepcopy(self.store[(call.resource, call.namespace, name)].obj)
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+            items.append(item)
+        metadata: dict[str, Any] = {"resourceVersion": str(self._resource_version)}
+        if len(matching) > len(page):
+            metadata["continue"] = self._continue_token(call, page[-1])
+            metadata["remainingItemCount"] = len(matching) - len(page)
         return {
             "kind": f"{kind}List",
             "apiVersion": f"{group}/{version}" if group else version,
-            "metadata": {"resourceVersion": str(self._resource_version)},
+            "metadata": metadata,
             "items": items,
         }
+
+    @staticmethod
+    def _continue_token(call: Call, last_name: str) -> str:
+        state = {"r": call.resource, "ns": call.namespace, "after": last_name}
+        return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+    @staticmethod
+    def _continue_from(call: Call) -> str:
+        """The name a continued list starts after ("" for a first page)."""
+        token = call.query.get("continue")
+        if not token:
+            return ""
+        try:
+            state = json.loads(base64.urlsafe_b64decode(token.encode()))
+            if (state["r"], state["ns"]) != (call.resource, call.namespace):
+                raise ValueError("token of another list")
+            return str(state["after"])
+        except (ValueError, KeyError, TypeError):
+            raise ApiFailure(
+                400, "BadRequest", "continue key is not valid: malformed continue token"
+            ) from None
 
     def _validate(self, resource: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         kind = RESOURCES[resource][2]
@@ -919,9 +978,13 @@ class FakeKubeApi:
                 "fieldManager: Required value: is required for apply patch",
             )
         try:
-            body = yaml.safe_load(raw.decode() or "{}")
-        except yaml.YAMLError as exc:
-            raise ApiFailure(400, "BadRequest", f"error decoding YAML: {exc}") from exc
+            # The official client sends JSON (which is YAML): read it as such first.
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            try:
+                body = yaml.safe_load(raw.decode() or "{}")
+            except yaml.YAMLError as exc:
+                raise ApiFailure(400, "BadRequest", f"error decoding YAML: {exc}") from exc
         group, version, kind = RESOURCES[call.resource]
         api_version = f"{group}/{version}" if group else version
         if body.get("apiVersion") != api_version or body.get("kind") != kind:
