@@ -50,6 +50,9 @@ class MonitorListener(Protocol):
     def tick(self, now: datetime) -> None:
         """Called once per loop iteration (about every DUE_POLL_INTERVAL), for periodic work."""
 
+    # A listener with a `still_leading` attribute gets the monitor's leadership check in
+    # it, to ask before each batch of writes of its own (the auto-sync asks per device).
+
 
 # What listeners care about: the contract status and what publication is built from.
 PublishedState = tuple[str, str, int, int, str]
@@ -98,6 +101,9 @@ class DeviceMonitor:
         self.poll_interval = poll_interval
         self.is_leader = is_leader
         self._acting = is_leader is None
+        for listener in self.listeners:
+            if hasattr(listener, "still_leading"):
+                listener.still_leading = is_leader
         self._known: dict[str, PublishedState] = {}
         self._next_round = 0.0
 

@@ -11,7 +11,7 @@ and the next change or the next full reconcile tries again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -37,6 +37,8 @@ class AutoSync:
     ) -> None:
         # None = read the setting at each call, so a changed setting needs no new object.
         self._namespace = namespace
+        # The monitor sets this to its leadership check (devices.monitor.MonitorListener).
+        self.still_leading: Callable[[], bool] | None = None
         self._interval = interval
         self._enabled = enabled
         self.last_full_sync: datetime | None = None
@@ -80,7 +82,10 @@ class AutoSync:
     def _run(self, device_ids: list[str] | None) -> SyncResult | None:
         try:
             return cluster_sync(
-                namespace=self.namespace, device_ids=device_ids, trigger=SyncTrigger.AUTOSYNC
+                namespace=self.namespace,
+                device_ids=device_ids,
+                trigger=SyncTrigger.AUTOSYNC,
+                still_leading=self.still_leading,
             )
         except (ClientUnavailable, ClusterUnreachable) as exc:
             logger.warning(

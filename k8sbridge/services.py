@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 # each would only wait for its own timeout.
 UNANSWERED_LIMIT = 3
 NOT_ATTEMPTED = "not attempted: the Kubernetes API server stopped answering"
+NOT_LEADING = "not attempted: this replica stopped being the leader during the sync"
 NOT_PUBLISHED = "device is not published"
 
 Progress = Callable[[int, int], None]
@@ -67,6 +68,7 @@ def cluster_sync(
     dry_run: bool = False,
     trigger: str = SyncTrigger.API,
     progress: Progress | None = None,
+    still_leading: Callable[[], bool] | None = None,
 ) -> SyncResult:
     """Make `namespace` hold the objects of the published devices and nothing else of ours.
 
@@ -75,12 +77,15 @@ def cluster_sync(
 
     `device_ids` limits the sync to those devices (their objects are written or deleted;
     nobody else's are touched). `dry_run` reads but writes nothing; its result is the plan.
+    `still_leading` (the leader's automatic syncs) is asked before each device is written:
+    once it says no, the rest is not attempted, so a replica that lost the leadership
+    stops writing before another one starts.
     Raises ClientUnavailable (no configuration) or ClusterUnreachable (no answer).
     """
     api = kube_api()
     try:
         result = recorded(
-            lambda: _sync(api, namespace, device_ids, dry_run, progress),
+            lambda: _sync(api, namespace, device_ids, dry_run, progress, still_leading),
             action=SyncAction.SYNC,
             trigger=trigger,
             namespace=namespace,
@@ -111,6 +116,7 @@ def _sync(
     device_ids: Collection[str] | None,
     dry_run: bool,
     progress: Progress | None,
+    still_leading: Callable[[], bool] | None = None,
 ) -> SyncResult:
     mode = settings.K8S_ENDPOINTS_MODE
     scope = None if device_ids is None else set(device_ids)
@@ -133,7 +139,16 @@ def _sync(
     desired = desired_objects(plans, namespace, mode=mode)
     groups = by_device(changes(desired, actual, scope=scope))
     in_use = names_in_use(api, namespace, [c for group in groups.values() for c in group])
-    applier = _Applier(api, namespace, desired, actual, in_use, scope=scope, dry_run=dry_run)
+    applier = _Applier(
+        api,
+        namespace,
+        desired,
+        actual,
+        in_use,
+        scope=scope,
+        dry_run=dry_run,
+        still_leading=still_leading,
+    )
     done = 0
 
     def advanced() -> None:
@@ -197,10 +212,12 @@ class _Applier:
         *,
         scope: Collection[str] | None,
         dry_run: bool,
+        still_leading: Callable[[], bool] | None = None,
     ) -> None:
         self.api, self.namespace = api, namespace
         self.desired, self.actual, self.in_use = desired, actual, in_use
         self.scope, self.dry_run = scope, dry_run
+        self.still_leading = still_leading
         self.unanswered = 0
         self._lock = threading.Lock()
 
@@ -233,6 +250,8 @@ class _Applier:
             given_up = self.unanswered >= UNANSWERED_LIMIT
         if given_up:
             return ItemResult(device_id, name, "failed", NOT_ATTEMPTED)
+        if pending and self.still_leading is not None and not self.still_leading():
+            return ItemResult(device_id, name, "failed", NOT_LEADING)
         try:
             pending = self._with_unlisted(device_id, name, pending)
         except KubeError as exc:

@@ -647,3 +647,36 @@ def test_closed_port_kubeconfig_is_unreachable(settings, tmp_path):
     settings.KUBECONFIG = str(path)
     with pytest.raises(ClusterUnreachable):
         services.cluster_status(namespace=NS)
+
+
+def test_a_sync_stops_writing_once_its_replica_no_longer_leads(kube, settings):
+    """The leader's automatic sync asks before each device is written: after the answer
+    turns to no, nothing more is written (another replica may be leading by then)."""
+    settings.K8S_WRITE_CONCURRENCY = 1
+    for n in range(6):
+        add_device(f"edge-{n}", ip=f"192.0.2.{n + 1}")
+    answers = iter([True, True])
+
+    result = sync(still_leading=lambda: next(answers, False))
+
+    assert len(result.created) == 2
+    assert len(result.failed) == 4
+    assert {item.error for item in result.failed} == {services.NOT_LEADING}
+    assert len(objects(kube)) == 2
+    assert len(kube.requests("patch")) == 6  # three kinds for each of the two
+
+
+def test_the_auto_sync_asks_the_monitors_leadership(kube, settings):
+    from devices.monitor import DeviceMonitor
+    from k8sbridge.autosync import AutoSync
+
+    settings.K8S_AUTO_SYNC = True
+    add_device("edge-01", ip="192.0.2.1")
+    leading = [True]
+    auto = AutoSync()
+    DeviceMonitor(listeners=[auto], is_leader=lambda: leading[0])
+    leading[0] = False
+    result = auto.tick()
+    assert result is not None and result.created == []
+    assert [item.error for item in result.failed] == [services.NOT_LEADING]
+    assert objects(kube) == []
