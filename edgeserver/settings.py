@@ -127,7 +127,7 @@ PROBE_TIMEOUT = _positive("PROBE_TIMEOUT", env.float("PROBE_TIMEOUT", default=2.
 # Device calls in flight at once (asyncio, no thread each): a round of 10,000 devices with
 # 1,000 dead ones then takes one PROBE_TIMEOUT, the dead ones waiting side by side.
 PROBE_CONCURRENCY = int(
-    _positive("PROBE_CONCURRENCY", env.int("PROBE_CONCURRENCY", default=4096))
+    _positive("PROBE_CONCURRENCY", env.int("PROBE_CONCURRENCY", default=256))
 )
 MONITOR_INTERVAL = _positive("MONITOR_INTERVAL", env.float("MONITOR_INTERVAL", default=15.0))
 FAILURE_THRESHOLD = int(_positive("FAILURE_THRESHOLD", env.int("FAILURE_THRESHOLD", default=1)))
