@@ -22,9 +22,12 @@ import mmap
 import os
 import struct
 import threading
+import time
 
 from django.core.signals import setting_changed
 from django.db import connection
+
+from edgeserver.db import dedicated_connection
 
 logger = logging.getLogger(__name__)
 
@@ -66,41 +69,109 @@ class MappedCounter:
         _COUNTER.pack_into(mapped, 0, (_COUNTER.unpack_from(mapped, 0)[0] + 1) % 2**64)
 
 
-class SequenceCounter:
-    """PostgreSQL: the sequence, read on the calling thread's own database connection.
+def _read_sequence(pgconn) -> int:
+    """The sequence's value, with libpq's own call (a third of the cost of a cursor)."""
+    from psycopg import OperationalError, pq
 
-    Each served config reads it afresh, one round trip begun after the request arrived.
-    Coalescing the reads of the requests that arrive together (one round trip serving all
-    of them) was measured and dropped: making each caller wait for a read begun after its
-    call cost six times the round trip in locking and wake-ups (bench/README.md)."""
+    result = pgconn.exec_(SequenceCounter.READ)
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        message = (result.error_message or b"no answer").decode(errors="replace")
+        raise OperationalError(f"Reading the config generation failed: {message}")
+    return int(result.get_value(0, 0))
+
+
+class SequenceCounter:
+    """PostgreSQL: the sequence, known without a round trip per served config.
+
+    A write is answered ANSWER_DELAY after its bump (`bump` waits). Each process keeps a
+    thread that reads the sequence every POLL_INTERVAL while configs are being served. A
+    request that arrives at time t may trust the latest poll if that poll began after
+    t - ANSWER_DELAY: any write answered before t was bumped before t - ANSWER_DELAY, so
+    before the poll began, and the poll saw it. Otherwise (the poller is behind, or was
+    idle) the request reads the sequence itself, on its thread's connection. Only
+    durations on each host's own clock are compared; no clock is shared between hosts.
+
+    Measured alternatives: a read per served config (one round trip each: PostgreSQL
+    fetches at 1.3 x the baseline's CPU against SQLite's 1.7 x), the reads of concurrent
+    requests coalesced (waiting for a read begun after one's arrival cost six times the
+    round trip in locking), LISTEN/NOTIFY (the notification may arrive after the write's
+    answer: it cannot give the invariant)."""
 
     # Before its first nextval a sequence reads its start value, as after it: count 0.
     READ = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {SEQUENCE}".encode()  # noqa: S608
     BUMP = f"SELECT nextval('{SEQUENCE}')"
+    POLL_INTERVAL = 0.005
+    ANSWER_DELAY = 0.025
+    # The poller sleeps once no config was served for this long (an idle server).
+    IDLE_AFTER = 2.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._latest: tuple[float, int] | None = None  # (when the poll began, its value)
+        self._last_request = 0.0
+        self._idle = threading.Event()
+        self._wake = threading.Event()
 
     def read(self) -> int:
-        from psycopg import OperationalError, pq
+        arrived = time.monotonic()
+        self._last_request = arrived
+        if self._pid != os.getpid():
+            self._start_poller()
+        elif self._idle.is_set():
+            self._wake.set()
+        latest = self._latest
+        if latest is not None and latest[0] >= arrived - self.ANSWER_DELAY:
+            return latest[1]
+        return self._read_here()
 
+    def _read_here(self) -> int:
         try:
             connection.ensure_connection()
-            # libpq's own call: a third of the cost of a cursor. The connection is in
-            # autocommit (served configs are not cached inside a transaction), so a bare
-            # statement leaves it as psycopg knows it: idle.
-            result = connection.connection.pgconn.exec_(self.READ)
-            if result.status != pq.ExecStatus.TUPLES_OK:
-                message = (result.error_message or b"no answer").decode(errors="replace")
-                raise OperationalError(f"Reading the config generation failed: {message}")
-            return int(result.get_value(0, 0))
+            # The connection is in autocommit (served configs are not cached inside a
+            # transaction), so a bare statement leaves it as psycopg knows it: idle.
+            return _read_sequence(connection.connection.pgconn)
         except Exception:
             # A connection that failed (the server restarted) is dropped, so the next
             # call connects afresh: the fast path has no request end that would drop it.
             connection.close()
             raise
 
+    def _start_poller(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # In a forked worker: the parent's poller thread and connection are not here.
+            self._pid, self._latest = os.getpid(), None
+            threading.Thread(target=self._poll, name="config-generation", daemon=True).start()
+
+    def _poll(self) -> None:
+        pid, poll_connection = os.getpid(), None
+        while os.getpid() == pid:
+            if time.monotonic() - self._last_request > self.IDLE_AFTER:
+                self._idle.set()
+                self._wake.wait()
+                self._wake.clear()
+                self._idle.clear()
+            began = time.monotonic()
+            try:
+                if poll_connection is None or poll_connection.closed:
+                    poll_connection = dedicated_connection("ems-generation", timeout=5.0)
+                self._latest = (began, _read_sequence(poll_connection.pgconn))
+            except Exception as exc:
+                logger.warning("Polling the config generation failed (%s); retrying", exc)
+                if poll_connection is not None:
+                    poll_connection.close()
+                poll_connection = None
+                time.sleep(1.0)
+            time.sleep(max(0.0, self.POLL_INTERVAL - (time.monotonic() - began)))
+
     def bump(self) -> None:
-        """After a config write commits, on the writer's connection, before it answers."""
+        """After a config write commits, on the writer's connection, before it answers:
+        the answer waits ANSWER_DELAY, by which time every process's poll has seen it."""
         with connection.cursor() as cursor:
             cursor.execute(self.BUMP)
+        time.sleep(self.ANSWER_DELAY)
 
 
 class ConfigGeneration:

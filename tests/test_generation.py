@@ -4,6 +4,8 @@ leaves a thread unable to serve."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connection
 
@@ -30,8 +32,9 @@ def test_every_config_write_moves_the_generation():
 
 
 def test_a_broken_connection_costs_one_read_then_the_thread_reconnects():
+    """The read a request makes itself (when the poll is not recent enough)."""
     counter = SequenceCounter()
-    counter.read()
+    counter._read_here()
     pid = connection.connection.info.backend_pid
     from django.db import connections
 
@@ -57,3 +60,24 @@ def test_the_cached_config_is_never_served_after_a_write():
         device_id="g-2", data={"device_type": "jetson", "port": 9202}, actor=Actor(name="t")
     )
     assert served_config(device_id="g-2").document["port"] == 9202
+
+
+def test_a_request_trusts_only_a_poll_begun_after_any_write_it_could_have_seen_answered():
+    counter = SequenceCounter()
+    assert counter.read() == counter._read_here()  # starts the poller
+    deadline = time.monotonic() + 5
+    while counter._latest is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    began, _ = counter._latest
+    assert time.monotonic() - began < 1
+    # A poll older than ANSWER_DELAY is not trusted: the request reads for itself.
+    counter._latest = (time.monotonic() - 10 * SequenceCounter.ANSWER_DELAY, -1)
+    counter._idle.clear()
+    assert counter.read() != -1
+    # A write is answered ANSWER_DELAY after its bump, by when the poll has seen it.
+    before = counter.read()
+    started = time.monotonic()
+    device_upsert(device_id="g-3", data={"device_type": "jetson"}, actor=Actor(name="t"))
+    assert time.monotonic() - started >= SequenceCounter.ANSWER_DELAY
+    assert counter.read() > before
