@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -42,16 +43,21 @@ def exact_time(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def relative_time(moment: datetime | None) -> SafeString:
-    """ "3 minutes ago", with the exact UTC time on hover (and in `datetime`)."""
+def _time_element(moment: datetime | None, shown: Callable[[datetime], str]) -> SafeString:
+    """`shown(moment)`, with the exact UTC time on hover (and in `datetime`)."""
     if moment is None:
         return format_html("{}", EMPTY)
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         moment.isoformat(),
         exact_time(moment),
-        naturaltime(moment),
+        shown(moment),
     )
+
+
+def relative_time(moment: datetime | None) -> SafeString:
+    """ "3 minutes ago", with the exact UTC time on hover."""
+    return _time_element(moment, naturaltime)
 
 
 def _short_ago(moment: datetime) -> str:
@@ -66,14 +72,7 @@ def _short_ago(moment: datetime) -> str:
 
 def short_time(moment: datetime | None) -> SafeString:
     """`relative_time` in few characters ("3 min ago"), for the columns of a dense list."""
-    if moment is None:
-        return format_html("{}", EMPTY)
-    return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
-        moment.isoformat(),
-        exact_time(moment),
-        _short_ago(moment),
-    )
+    return _time_element(moment, _short_ago)
 
 
 def revision_diff(previous_config: Any, config: Any, old: str, new: str) -> SafeString:
