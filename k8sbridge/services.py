@@ -139,16 +139,8 @@ def _sync(
     desired = desired_objects(plans, namespace, mode=mode)
     groups = by_device(changes(desired, actual, scope=scope))
     in_use = names_in_use(api, namespace, [c for group in groups.values() for c in group])
-    applier = _Applier(
-        api,
-        namespace,
-        desired,
-        actual,
-        in_use,
-        scope=scope,
-        dry_run=dry_run,
-        still_leading=still_leading,
-    )
+    applier = _Applier(api, namespace, desired, actual, in_use, scope=scope, dry_run=dry_run)
+    applier.still_leading = still_leading
     done = 0
 
     def advanced() -> None:
@@ -212,12 +204,12 @@ class _Applier:
         *,
         scope: Collection[str] | None,
         dry_run: bool,
-        still_leading: Callable[[], bool] | None = None,
     ) -> None:
         self.api, self.namespace = api, namespace
         self.desired, self.actual, self.in_use = desired, actual, in_use
         self.scope, self.dry_run = scope, dry_run
-        self.still_leading = still_leading
+        # Asked before each device is written (the leader's automatic syncs).
+        self.still_leading: Callable[[], bool] | None = None
         self.unanswered = 0
         self._lock = threading.Lock()
 
