@@ -12,7 +12,7 @@ class K8sBridgeConfig(AppConfig):
         from edgeserver.leadership import register_elector
         from edgeserver.metrics import register_collector
         from k8sbridge.api.errors import ERRORS
-        from k8sbridge.metrics import LastSyncCollector
+        from k8sbridge.runs import LastSyncCollector
 
         # None of these imports the Kubernetes client: it is loaded only where it is used.
         register_errors(ERRORS)

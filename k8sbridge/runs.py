@@ -3,11 +3,13 @@ and the last full sync as the metrics read it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from typing import TypeVar
 
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from k8sbridge.choices import SyncAction, SyncOutcome
 from k8sbridge.exceptions import ClusterUnreachable
@@ -103,3 +105,24 @@ def last_full_sync(*, namespace: str) -> SyncRun | None:
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+class LastSyncCollector(Collector):
+    """When the last full sync of K8S_NAMESPACE ended and how, read from the database at
+    scrape time (so every replica says the same, whichever process ran the sync: the
+    leader's auto-sync, the CronJob, an operator). No series before the first sync, so a
+    server whose bridge is not used raises no alert."""
+
+    def collect(self) -> Iterator:
+        from django.conf import settings
+
+        gauge = GaugeMetricFamily(
+            "ems_kubernetes_last_sync_timestamp_seconds",
+            "When the last sync of the whole fleet into the namespace ended; result: ok, "
+            "failed (some items) or unreachable",
+            labels=["namespace", "result"],
+        )
+        run = last_full_sync(namespace=settings.K8S_NAMESPACE)
+        if run is not None:
+            gauge.add_metric([run.namespace, run.outcome], run.finished_at.timestamp())
+        yield gauge
