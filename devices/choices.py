@@ -31,6 +31,8 @@ class RevisionAction(models.TextChoices):
     PATCHED = "patched", "Patched"
     DELETED = "deleted", "Deleted"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    # A device's served config changed because a profile (or a rollout of one) did.
+    PROFILE = "profile", "Profile"
 
 
 class ReloadStatus(models.TextChoices):

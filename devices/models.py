@@ -53,6 +53,18 @@ class Device(models.Model):
     version = models.PositiveIntegerField(
         default=1, help_text="Revision number of the current config (the ETag)"
     )
+    labels = models.JSONField(default=dict, blank=True, help_text="Operator labels: {key: value}")
+    base_config = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="The config its writes built, before profiles (None: the served config)",
+    )
+    operator_keys = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Paths of keys an operator set for this device: they win over profiles",
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -178,3 +190,69 @@ class DeviceRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id} v{self.version} ({self.action})"
+
+
+class Profile(models.Model):
+    """Config keys for every device its selector matches, layered over what the devices
+    report (devices.layers); a higher priority wins where two profiles set one key.
+
+    A staged rollout (the rollouts app) sets `staged_config`/`staged_version`: the devices
+    listed in StagedDevice get it, every other matching device keeps `config`.
+    """
+
+    name = models.CharField(primary_key=True, max_length=63)
+    selector = models.CharField(max_length=4096, blank=True, default="")
+    priority = models.IntegerField(default=0)
+    config = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    staged_config = models.JSONField(null=True, blank=True, default=None)
+    staged_version = models.PositiveIntegerField(null=True, blank=True, default=None)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StagedDevice(models.Model):
+    """A device that gets its profile's staged config (a rollout's wave reached it)."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="staged")
+    device_id = models.CharField(max_length=253, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "device_id"], name="unique_staged_device")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} ({self.profile_id}, staged)"
+
+
+class ProfileRevision(models.Model):
+    """One version of a profile, written in the same transaction as the change."""
+
+    profile_name = models.CharField(max_length=63, db_index=True)
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=16, choices=RevisionAction.choices)
+    selector = models.CharField(max_length=4096, blank=True, default="")
+    priority = models.IntegerField(default=0)
+    config = models.JSONField(default=dict)
+    actor = models.CharField(max_length=200)
+    source = models.CharField(max_length=16, choices=ChangeSource.choices)
+    note = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["profile_name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile_name", "version"], name="unique_profile_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_name} v{self.version} ({self.action})"
