@@ -73,3 +73,26 @@ class DeviceUnreachable(DeviceError):
 
 class DeviceBadAnswer(DeviceError):
     """The device answered, but not with what was asked for."""
+
+
+class ProfileError(Exception):
+    """A refused operation on a profile; `str(error)` is meant for operators."""
+
+    summary = "refused"
+
+    def __init__(self, name: str, message: str = "") -> None:
+        super().__init__(message or self.summary)
+        self.name = name
+        self.message = message
+
+
+class ProfileNotFound(ProfileError):
+    summary = "Profile not found"
+
+
+class InvalidProfile(ProfileError):
+    """A profile's name, selector, priority or config that cannot be stored."""
+
+
+class ProfileStaged(ProfileError):
+    """The profile is being rolled out: it changes only through its rollout."""

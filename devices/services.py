@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from devices import selectors
+from devices.adoption import adoptable, adoption_allowed
 from devices.choices import DEFAULT_PORT, DEFAULT_RELOAD_PORT, RevisionAction
 from devices.config import DeviceConfig
 from devices.contacts import device_contact_record
@@ -30,6 +30,7 @@ from devices.exceptions import (
     VersionMismatch,
 )
 from devices.generation import config_changed
+from devices.layering import base_config, layered_write
 from devices.metrics import CONFIG_WRITES
 from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.runtime import device_config_announce
@@ -126,6 +127,8 @@ CONFIG_FIELDS = [
     "reload_port",
     "enabled_metrics",
     "extra_config",
+    "base_config",
+    "operator_keys",
     "version",
     "updated_at",
 ]
@@ -139,10 +142,10 @@ class _Change:
     current: DeviceConfig | None
     new: DeviceConfig
     action: str = ""
-
-    @property
-    def changed(self) -> bool:
-        return self.new != self.current
+    changed: bool = False
+    # The device wrote a config other than the one it is served (a profile's or an
+    # operator's key wins): it must reload to run the served one.
+    device_differs: bool = False
 
 
 def _store(
@@ -157,25 +160,29 @@ def _store(
     adopt_ip: str | None,
     contact: ObservedAddress | None,
 ) -> _Change:
-    """Inside the write transaction: lock, build the new config, store it with a revision
-    (and where the device itself called from)."""
+    """Inside the write transaction: lock, build the new config on the device's base
+    config, layer it (devices.layering), store it with a revision (and where the device
+    itself called from)."""
     device = _locked_device(device_id)
     _check_if_match(device, if_match, device_id)
     current = DeviceConfig.of(device) if device is not None else None
-    new = build(current)
-    if adopt_ip and not new.ip_address and _adoption_allowed(device_id, adopt_ip):
-        new = replace(new, ip_address=adopt_ip)
+    written = build(base_config(device) if device is not None else None)
+    if adopt_ip and not written.ip_address and adoption_allowed(device_id, adopt_ip):
+        written = replace(written, ip_address=adopt_ip)
         note = f"ip_address {adopt_ip} adopted from the device's own request"
-    if new == current:
+    layered = layered_write(device, written, actor, device_id=device_id)
+    new = layered.served
+    differs = actor.is_device and written.document() != new.document()
+    if layered.stored_on(device):
         _contact(device, contact)
-        return _Change(device, current, new)
+        return _Change(device, current, new, device_differs=differs)
     now = timezone.now()
     if device is None:
         device = Device(device_id=device_id, created_at=now, version=_next_version(device_id))
         action = create_action
     else:
         device.version += 1
-    new.apply_to(device)
+    layered.apply_to(device)
     device.updated_at = now
     transaction.on_commit(config_changed)
     if current is None:
@@ -185,7 +192,7 @@ def _store(
     _health_after_write(device, current, new, now)
     _contact(device, contact)
     _record(device_id, device.version, action, new, actor, note)
-    return _Change(device, current, new, action)
+    return _Change(device, current, new, action, changed=True, device_differs=differs)
 
 
 def _contact(device: Device | None, contact: ObservedAddress | None) -> None:
@@ -243,14 +250,19 @@ def _write(
             # Another transaction created this device (or its revision) first.
             if attempt == _CREATE_RACE_ATTEMPTS - 1:
                 raise
-    if not change.changed:
+    if not change.changed and not (reload and change.device_differs):
         return WriteResult(device=change.device, created=False, changed=False)
-    CONFIG_WRITES.labels(source=actor.source, action=change.action).inc()
+    if change.changed:
+        CONFIG_WRITES.labels(source=actor.source, action=change.action).inc()
     current, new = change.current, change.new
     served_changed = current is None or new.document() != current.document()
-    triggered = reload and served_changed and device_config_announce(device=change.device)
+    announce = reload and (served_changed or change.device_differs)
+    triggered = announce and device_config_announce(device=change.device)
     return WriteResult(
-        device=change.device, created=current is None, changed=True, reload_triggered=triggered
+        device=change.device,
+        created=current is None,
+        changed=change.changed,
+        reload_triggered=triggered,
     )
 
 
@@ -260,36 +272,6 @@ def _resolve_ports(data: Mapping[str, Any]) -> dict[str, Any]:
         "port": data.get("port") or DEFAULT_PORT,
         "reload_port": data.get("reload_port") or DEFAULT_RELOAD_PORT,
     }
-
-
-def _adoption_allowed(device_id: str, ip: str) -> bool:
-    """An observed address another device already has is not adopted: devices behind one
-    NAT or proxy all call from its address, which would make them one scrape target."""
-    holders = selectors.devices_with_address(ip, excluding=device_id)
-    if holders:
-        logger.warning(
-            "Not adopting %s as the address of %s: %s already has it (are the devices "
-            "behind one NAT or proxy? set their ip_address, or list the proxy in "
-            "TRUSTED_PROXIES)",
-            ip,
-            device_id,
-            ", ".join(holders),
-        )
-    return not holders
-
-
-def _adoptable(observed: ObservedAddress | None, actor: Actor) -> str | None:
-    """The caller's address, when a device registering itself may have it adopted."""
-    if observed is None or not actor.is_device or not settings.ADOPT_OBSERVED_IP:
-        return None
-    if observed.unlisted_proxy:
-        logger.warning(
-            "Not adopting %s as a device address: the request came through a proxy "
-            "that is not in TRUSTED_PROXIES",
-            observed.ip,
-        )
-        return None
-    return observed.ip if address_allowed(observed.ip) else None
 
 
 def device_upsert(
@@ -323,7 +305,7 @@ def device_upsert(
         action=RevisionAction.UPDATED,
         build=build,
         if_match=if_match,
-        adopt_ip=_adoptable(observed, actor),
+        adopt_ip=adoptable(observed, actor),
         contact=observed if actor.is_device else None,
     )
 

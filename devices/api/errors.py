@@ -44,6 +44,17 @@ declare(
     ErrorKind("no_observed_ip", 400, "the device never called, so it has no observed address"),
     ErrorKind("No IP address", 400, "the device has no IP address, so it cannot be called"),
     ErrorKind(DEVICE_NOT_FOUND, 404, "no device has this id"),
+    ErrorKind("Profile not found", 404, "no profile has this name"),
+    ErrorKind(
+        "invalid_profile",
+        400,
+        "a profile's name, selector, priority or config cannot be stored (the message says why)",
+    ),
+    ErrorKind(
+        "rollout_in_progress",
+        409,
+        "the profile is being rolled out: it changes only through its rollout until that ends",
+    ),
     ErrorKind("Revision not found", 404, "the device has no revision of this version"),
     ErrorKind("Device already exists", 409, "a create names a device that exists (use PUT)"),
     ErrorKind(
@@ -82,6 +93,13 @@ def _unreachable(exc: e.DeviceUnreachable) -> ApiError:
     )
 
 
+def _profile(status: int, error: str):
+    def mapper(exc: e.ProfileError) -> ApiError:
+        return ApiError(status, error, exc.message or None, profile=exc.name)
+
+    return mapper
+
+
 ERRORS = {
     e.DeviceNotFound: _answer(404, DEVICE_NOT_FOUND),
     e.DeviceExists: _answer(409, "Device already exists"),
@@ -92,4 +110,7 @@ ERRORS = {
     e.NoAddress: _answer(400, "No IP address"),
     e.DeviceUnreachable: _unreachable,
     e.DeviceBadAnswer: _answer(502, "Device error"),
+    e.ProfileNotFound: _profile(404, "Profile not found"),
+    e.InvalidProfile: _profile(400, "invalid_profile"),
+    e.ProfileStaged: _profile(409, "rollout_in_progress"),
 }

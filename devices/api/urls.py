@@ -2,12 +2,13 @@
 
 from django.urls import re_path
 
-from devices.api import fleet, prometheus, views
+from devices.api import fleet, profiles, prometheus, views
 from devices.api.hotpath import CONFIG_ROUTE
 
 # A path segment; on the config route any characters (a slash, a newline) reach the id
 # check (400 invalid_device_id, not 404).
 DEVICE = r"(?P<device_id>[^/]+)"
+PROFILE = r"(?P<name>[^/]+)"
 
 # history and rollback before the config route, whose id pattern would take them in.
 urlpatterns = [
@@ -45,6 +46,18 @@ urlpatterns = [
     re_path(rf"^devices/{DEVICE}/ip/?$", views.DeviceAddressView.as_view(), name="device-ip"),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", fleet.SummaryView.as_view(), name="metrics-summary"),
+    re_path(
+        r"^metrics/catalogue/?$", profiles.MetricCatalogueView.as_view(), name="metrics-catalogue"
+    ),
+    re_path(r"^profiles/?$", profiles.ProfileListView.as_view(), name="profile-list"),
+    re_path(
+        rf"^profiles/{PROFILE}/history/?$",
+        profiles.ProfileHistoryView.as_view(),
+        name="profile-history",
+    ),
+    re_path(
+        rf"^profiles/{PROFILE}/?$", profiles.ProfileDetailView.as_view(), name="profile-detail"
+    ),
     re_path(
         r"^prometheus/targets/?$",
         prometheus.PrometheusTargetsView.as_view(),

@@ -21,6 +21,7 @@ from devices.api.base import DeviceApiView
 from devices.api.hotpath import plain_call
 from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceNotFound
+from devices.layering import device_explain
 from devices.validation import device_id_problem
 from edgeserver.api.addresses import request_address
 from edgeserver.api.errorkinds import error_responses
@@ -148,7 +149,15 @@ class ConfigDetailView(DeviceApiView):
         auth=[{"bearerAuth": []}, {}],
     )
     def get(self, request: Request, device_id: str, path_token: str | None = None) -> HttpResponse:
-        """The config the exporter loads at start and after a reload (device route)."""
+        """The config the exporter loads at start and after a reload (device route);
+        `?explain=true` (operators): which layer set each key."""
+        if request.query_params.get("explain") in ("true", "1"):
+            if not IsOperator().has_permission(request, self):
+                self.permission_denied(request)
+            device = selectors.device_get(device_id=device_id)
+            if device is None:
+                raise DeviceNotFound(device_id, "No configuration available for this device")
+            return Response(device_explain(device))
         from_device = self.actor(device_route=True).is_device
         return _served(request._request, device_id, from_device=from_device)
 
