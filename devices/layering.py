@@ -294,3 +294,40 @@ def devices_announce(*, devices: Sequence[Device]) -> None:
     DeviceHealth.objects.filter(device_id__in=reloaded, reload_pending=True).update(
         reload_pending=False
     )
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    path: str
+    before: Any
+    after: Any
+
+
+def _key_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[KeyChange]:
+    old, new = dict(layers.leaves(before)), dict(layers.leaves(after))
+    return [
+        KeyChange(".".join(path), old.get(path), new.get(path))
+        for path in sorted(old.keys() | new.keys())
+        if old.get(path, layers._MISSING) != new.get(path, layers._MISSING)
+    ]
+
+
+def profile_preview(candidate: Profile) -> dict[str, list[KeyChange]]:
+    """What saving `candidate` (an unsaved profile, maybe replacing the stored one of its
+    name) would change in each device's served config: `{device_id: [KeyChange]}`."""
+    stored = [p for p in Profile.objects.all() if p.name != candidate.name]
+    now = ProfileSet()
+    then = ProfileSet([*stored, candidate])
+    changes: dict[str, list[KeyChange]] = {}
+    for device in Device.objects.order_by("device_id").iterator(chunk_size=2000):
+        if not (
+            now.matching(device.labels or {}, device.device_type)
+            or then.matching(device.labels or {}, device.device_type)
+        ):
+            continue
+        before = device.config_document()
+        after = device_layered(device, then).document
+        found = _key_changes(before, after)
+        if found:
+            changes[device.device_id] = found
+    return changes

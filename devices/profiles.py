@@ -76,7 +76,8 @@ def config_problem(config: Any) -> str | None:
     return None
 
 
-def _checked(name: str, selector: Any, priority: Any, config: Any) -> None:
+def profile_check(*, name: str, selector: Any, priority: Any, config: Any) -> None:
+    """Raise InvalidProfile when these cannot be a profile (the API and the admin ask)."""
     if not isinstance(name, str) or not PROFILE_NAME.match(name):
         raise InvalidProfile(
             str(name), "a profile name is 1-63 lower-case letters, digits or '-', "
@@ -148,7 +149,7 @@ def profile_put(
 ) -> ProfileWrite:
     """PUT /profiles/{name}: create or replace a profile; every device it matched or now
     matches is re-layered (and reloaded where its served config changed)."""
-    _checked(name, selector, priority, config)
+    profile_check(name=name, selector=selector, priority=priority, config=config)
     now = timezone.now()
     with write_transaction():
         profile = _locked(name)
@@ -212,7 +213,9 @@ def profile_stage_begin(*, name: str, config: Mapping[str, Any], actor: Actor) -
             raise ProfileNotFound(name)
         if profile.staged_config is not None:
             raise ProfileStaged(name, "a rollout of this profile is already running")
-        _checked(name, profile.selector, profile.priority, config)
+        profile_check(
+            name=name, selector=profile.selector, priority=profile.priority, config=config
+        )
         profile.staged_config = dict(config)
         profile.staged_version = _next_version(name)
         profile.save(update_fields=["staged_config", "staged_version"])

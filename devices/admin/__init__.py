@@ -9,6 +9,7 @@ from devices.admin.outcomes import (
     register_page_actions,
     summarise,
 )
+from devices.admin.profiles import ProfileAdmin
 from devices.admin.revisions import DeviceRevisionAdmin
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "DeviceRevisionAdmin",
     "Outcome",
     "PageAction",
+    "ProfileAdmin",
     "register_device_actions",
     "register_page_actions",
     "summarise",

@@ -15,7 +15,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from devices import selectors, services
-from devices.admin import actions, console
+from devices.admin import actions, console, toggles
 from devices.admin.columns import COLUMNS, DEFAULT_COLUMNS, chosen_columns, live_cell
 from devices.admin.display import EMPTY, short_time
 from devices.admin.filters import (
@@ -107,6 +107,11 @@ class DeviceAdmin(admin.ModelAdmin):
                 "<path:object_id>/_act/<slug:name>/",
                 view(self.page_action_view),
                 name=f"{prefix}_act",
+            ),
+            path(
+                "<path:object_id>/_metrics/",
+                view(self.metrics_view),
+                name=f"{prefix}_metrics",
             ),
             path(
                 "<path:object_id>/_running/",
@@ -202,6 +207,7 @@ class DeviceAdmin(admin.ModelAdmin):
     page_action_view = console.page_action_view
     running_config_view = console.running_config_view
     history_view = console.history_view
+    metrics_view = toggles.metrics_view
 
     # ---- saving through the services ------------------------------------------------
 
