@@ -9,7 +9,6 @@ whose served config changed.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +21,10 @@ from devices.exceptions import InvalidProfile, ProfileNotFound, ProfileStaged
 from devices.labels import InvalidSelector, parse_selector
 from devices.layering import ProfileSet, devices_relayer
 from devices.models import Device, Profile, ProfileRevision, StagedDevice
+from devices.validation import PROFILE_NAME
 from edgeserver.db import write_transaction
 from users.actors import Actor
 
-PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MAX_CONFIG_BYTES = 64 * 1024
 # Keys a profile never sets: what the device is (selectors read it) and where it is.
 FORBIDDEN_KEYS = ("device_type", "device_id", "ip_address")

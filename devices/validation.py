@@ -17,6 +17,10 @@ DEVICE_ID_MAX_LENGTH = 253
 DEVICE_TYPE_MAX_LENGTH = 64
 
 
+# A profile name: a DNS label (what Kubernetes names objects with).
+PROFILE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
 def device_id_problem(value: str) -> str | None:
     """Why `value` is not a valid device id, or None when it is one."""
     if not value:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,17 +19,65 @@ from devices.models import Profile, ProfileRevision
 PROFILE = (*OPERATOR, "Profile not found")
 
 
+class StrictStringField(serializers.CharField):
+    """A JSON string, never a number or a bool read as one."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer (`5.0` is one, as JSON Schema has it); never a string or a bool."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+PORT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
+CONFIG_SCHEMA = {
+    "type": "object",
+    "description": "Config keys for the matching devices; dicts merge key by key. Not "
+    "device_type, device_id or ip_address; null only for metrics and enabled_metrics.",
+    "properties": {
+        "port": PORT_SCHEMA,
+        "reload_port": PORT_SCHEMA,
+        "metrics": {
+            "type": ["object", "null"],
+            "additionalProperties": {"type": "boolean"},
+        },
+        "enabled_metrics": {"type": ["array", "null"], "items": {"type": "string"}},
+    },
+    "propertyNames": {"not": {"enum": ["device_type", "device_id", "ip_address"]}},
+    "additionalProperties": {"not": {"type": "null"}},
+}
+
+
+@extend_schema_field(CONFIG_SCHEMA)
+class ProfileConfigField(serializers.DictField):
+    """A profile's config object (devices.profiles checks its keys)."""
+
+
 class ProfileBodySerializer(serializers.Serializer):
-    selector = serializers.CharField(
+    selector = StrictStringField(
         allow_blank=True,
         trim_whitespace=False,
         default="",
+        max_length=4096,
         help_text="Kubernetes label selector over labels and device_type; empty: every device",
     )
-    priority = serializers.IntegerField(default=0, help_text="Higher wins where keys overlap")
-    config = serializers.DictField(
-        help_text="Config keys for the matching devices (dicts merge key by key)"
+    priority = StrictIntegerField(
+        default=0,
+        min_value=-(10**6),
+        max_value=10**6,
+        help_text="Higher wins where keys overlap",
     )
+    config = ProfileConfigField()
 
 
 class ProfileSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
-from devices.validation import DEVICE_ID_PATTERN, allowed_networks
+from devices.validation import DEVICE_ID_PATTERN, PROFILE_NAME, allowed_networks
 from edgeserver.api.ippattern import addresses_pattern
 
 
@@ -59,4 +59,11 @@ def device_id_parameters(result: dict[str, Any], generator: Any, request: Any, p
                     parameter["description"] = (
                         "The device's hostname as the exporter reports it, e.g. edge-01"
                     )
+                if parameter.get("in") == "path" and parameter.get("name") == "name":
+                    parameter["schema"] = {
+                        "type": "string",
+                        "pattern": PROFILE_NAME.pattern,
+                        "maxLength": 63,
+                    }
+                    parameter["description"] = "The profile's name, e.g. gpu-metrics"
     return result
