@@ -298,17 +298,21 @@ def devices_announce(*, devices: Sequence[Device]) -> None:
 
 @dataclass(frozen=True)
 class KeyChange:
+    """One key path of a served config, before and after (`had`/`has`: present)."""
+
     path: str
     before: Any
     after: Any
+    had: bool
+    has: bool
 
 
 def _key_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[KeyChange]:
     old, new = dict(layers.leaves(before)), dict(layers.leaves(after))
     return [
-        KeyChange(".".join(path), old.get(path), new.get(path))
+        KeyChange(".".join(path), old.get(path), new.get(path), path in old, path in new)
         for path in sorted(old.keys() | new.keys())
-        if old.get(path, layers._MISSING) != new.get(path, layers._MISSING)
+        if path not in old or path not in new or old[path] != new[path]
     ]
 
 

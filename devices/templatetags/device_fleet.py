@@ -3,6 +3,7 @@ a time in few characters, the exact time on hover."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -22,3 +23,9 @@ def fleet_overview() -> dict[str, Any]:
 @register.simple_tag
 def ago(moment: datetime | None) -> str:
     return short_time(moment)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """A config value as JSON (`true`, `{"a": 1}`), as operators write it."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
