@@ -157,6 +157,11 @@ MONITOR_ENABLED = env.bool("MONITOR_ENABLED", default=True)
 # (devices.monitor), beside those the apps register (the Kubernetes auto-sync, which does
 # nothing unless K8S_AUTO_SYNC=true).
 MONITOR_LISTENERS = [path for path in env.list("MONITOR_LISTENERS", default=[]) if path]
+# Seconds between the leader's checks that every device is served what its layers give
+# (profiles): heals a profile write whose re-layering a crash cut short.
+PROFILE_RECONCILE_INTERVAL = _positive(
+    "PROFILE_RECONCILE_INTERVAL", env.float("PROFILE_RECONCILE_INTERVAL", default=300.0)
+)
 
 # --- Replicas ---------------------------------------------------------------------------
 # Which replica runs the singleton duties (probe rounds, drift checks, pending reloads,

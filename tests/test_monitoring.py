@@ -410,14 +410,16 @@ def test_run_stops_when_its_parent_is_gone(settings):
 
 def test_listeners_are_the_registered_ones_and_those_the_settings_name(settings):
     from devices.monitor import load_listeners
+    from devices.reconcile import ProfileReconcile
     from k8sbridge.autosync import AutoSync
 
     listeners = load_listeners(["tests.test_monitoring.RecordingListener"])
     assert [type(listener) for listener in listeners] == [RecordingListener]
     settings.MONITOR_LISTENERS = []
-    assert [type(listener) for listener in load_listeners()] == [AutoSync]
+    registered = [ProfileReconcile, AutoSync]
+    assert [type(listener) for listener in load_listeners()] == registered
     settings.MONITOR_LISTENERS = ["tests.test_monitoring.RecordingListener"]
-    assert [type(listener) for listener in load_listeners()] == [AutoSync, RecordingListener]
+    assert [type(listener) for listener in load_listeners()] == [*registered, RecordingListener]
 
 
 def test_monitor_devices_once_command(api, exporters):

@@ -195,3 +195,31 @@ def test_the_catalogue_counts_reported_names_and_enabled_devices(api, anon):
     put_profile(api, "gpu", {"metrics": {"gpu_power": True}})
     body = send(api, "GET", "/metrics/catalogue?device_type=jetson_orin").json()
     assert body["metrics"][1] == {"name": "gpu_power", "devices": 2, "enabled": 2}
+
+
+def test_the_leaders_reconcile_heals_a_profile_change_a_crash_cut_short(api, anon):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from devices.models import Profile
+    from devices.reconcile import ProfileReconcile
+
+    send(anon, "PUT", "/config/edge-1", EXPORTER_PUT)
+    put_profile(api, "slow", {"interval": 60})
+    # As if the server died between storing the profile and re-layering its devices.
+    Profile.objects.filter(name="slow").update(config={"interval": 90}, version=2)
+    assert served(anon, "edge-1")["interval"] == 60
+    reconcile = ProfileReconcile(interval=60)
+    now = timezone.now()
+    assert reconcile.tick(now) == ["edge-1"]
+    assert served(anon, "edge-1")["interval"] == 90
+    revision = DeviceRevision.objects.filter(device_id="edge-1").order_by("-version").first()
+    assert revision.note == "layers reconciled"
+    Profile.objects.filter(name="slow").update(config={"interval": 30})
+    assert reconcile.tick(now + timedelta(seconds=10)) == []  # not due yet
+    reconcile.still_leading = lambda: False
+    assert reconcile.tick(now + timedelta(seconds=61)) == []  # not the leader
+    reconcile.still_leading = lambda: True
+    assert reconcile.tick(now + timedelta(seconds=122)) == ["edge-1"]
+    assert reconcile.tick(now + timedelta(seconds=183)) == []  # nothing left to heal
