@@ -137,15 +137,20 @@ class LayeredWrite:
 
 
 def layered_write(
-    device: Device | None, written: DeviceConfig, actor: Actor, *, device_id: str
+    device: Device | None,
+    written: DeviceConfig,
+    actor: Actor,
+    *,
+    device_id: str,
+    explicit: Sequence[layers.Path] | None = None,
 ) -> LayeredWrite:
     """The layers after a write that built `written` from the device's base config.
 
     What a write built is the bottom layer, except that an echo of a profile's value
-    leaves that key as it was. An operator's write makes theirs every key it sets to
-    something new; a device's own change of an operator's key takes it back (a create
-    makes nothing theirs: it is where the device starts). With no profiles the served
-    config is `written`, exactly.
+    leaves that key as it was. An operator's write makes theirs every key it names
+    (`explicit`; None: all) with another value than was served; a device's own change
+    of an operator's key takes it back (a create makes nothing theirs: it is where the
+    device starts). With no profiles the served config is `written`, exactly.
     """
     found = ProfileSet().layers_for(
         device_id, device.labels or {} if device else {}, written.device_type
@@ -166,7 +171,7 @@ def layered_write(
             )
         else:
             keys = layers.operator_keys_after_operator_write(
-                document, previous_base=previous, served=served, operator_keys=keys
+                document, served=served, operator_keys=keys, explicit=explicit
             )
     result = layers.layer(base, found, keys).document
     new = (

@@ -176,17 +176,17 @@ def operator_keys_after_device_write(
 def operator_keys_after_operator_write(
     written: Mapping[str, Any],
     *,
-    previous_base: Mapping[str, Any],
     served: Mapping[str, Any],
     operator_keys: Sequence[Path],
+    explicit: Sequence[Path] | None = None,
 ) -> list[Path]:
-    """The keys an operator's write sets to something new — neither what the device's
-    writes held nor what was served (an echo of either is no decision) — become theirs;
-    keys the write removed stop being theirs (a profile's value shows again)."""
+    """The keys an operator's write names (`explicit`; None: every key of `written`) with
+    another value than was served become theirs; an echo of the served value decides
+    nothing. Keys the write removed stop being theirs (a profile's value shows again)."""
     keys = {tuple(p) for p in operator_keys if found(lookup(written, p))}
-    for path, value in leaves(written):
-        if _covers(list(keys), path):
-            continue
-        if lookup(previous_base, path) != value and lookup(served, path) != value:
+    named = [path for path, _ in leaves(written)] if explicit is None else explicit
+    for path in map(tuple, named):
+        value = lookup(written, path)
+        if found(value) and value != lookup(served, path) and not _covers(list(keys), path):
             keys.add(path)
     return sorted(keys)

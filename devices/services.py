@@ -7,7 +7,7 @@ commit, tells the device when what it would load changed (devices.runtime).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from devices.exceptions import (
 )
 from devices.generation import config_changed
 from devices.layering import base_config, layered_write
+from devices.layers import Path, leaves
 from devices.metrics import CONFIG_WRITES
 from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.runtime import device_config_announce
@@ -159,6 +160,7 @@ def _store(
     note: str,
     adopt_ip: str | None,
     contact: ObservedAddress | None,
+    explicit: Sequence[Path] | None,
 ) -> _Change:
     """Inside the write transaction: lock, build the new config on the device's base
     config, layer it (devices.layering), store it with a revision (and where the device
@@ -170,7 +172,7 @@ def _store(
     if adopt_ip and not written.ip_address and adoption_allowed(device_id, adopt_ip):
         written = replace(written, ip_address=adopt_ip)
         note = f"ip_address {adopt_ip} adopted from the device's own request"
-    layered = layered_write(device, written, actor, device_id=device_id)
+    layered = layered_write(device, written, actor, device_id=device_id, explicit=explicit)
     new = layered.served
     differs = actor.is_device and written.document() != new.document()
     if layered.stored_on(device):
@@ -220,13 +222,16 @@ def _write(
     note: str = "",
     adopt_ip: str | None = None,
     contact: ObservedAddress | None = None,
+    explicit: Sequence[Path] | None = None,
 ) -> WriteResult:
     """Lock, compute the new config from the current one, store it with a revision.
 
     `build` receives the current config (None when the device does not exist) and returns
     the new one, or raises a DeviceError to refuse the write. When the new config has no
     address, `adopt_ip` becomes it (the revision says so). `contact` is where the device
-    itself called from. A write that changes nothing stores nothing and reloads nothing.
+    itself called from. `explicit`: the key paths the request itself set (None: every
+    key of the new config), those an operator's write can make theirs. A write that
+    changes nothing stores nothing and reloads nothing.
 
     The transaction is durable: the reload below must reach the device after commit, or
     the device would fetch the old config.
@@ -244,6 +249,7 @@ def _write(
                     note=note,
                     adopt_ip=adopt_ip,
                     contact=contact,
+                    explicit=explicit,
                 )
             break
         except IntegrityError:
@@ -372,6 +378,14 @@ def device_create(*, device_id: str, data: Mapping[str, Any], actor: Actor) -> W
     return _write(device_id=device_id, actor=actor, action=RevisionAction.CREATED, build=build)
 
 
+def _request_paths(data: Mapping[str, Any]) -> list[Path]:
+    """The config key paths a partial write's body names (the address is not a key)."""
+    named = {k: data[k] for k in ("device_type", "port", "reload_port") if k in data}
+    if "enabled_metrics" in data:
+        named["enabled_metrics"] = None  # a list is one value, not keys
+    return [path for path, _ in leaves({**named, **(data.get("extra") or {})})]
+
+
 def _patched(current: DeviceConfig, data: Mapping[str, Any]) -> DeviceConfig:
     """Apply PATCH semantics: only present keys change; null resets a key to its default."""
     changes: dict[str, Any] = {}
@@ -411,6 +425,7 @@ def device_patch(
         action=RevisionAction.PATCHED,
         build=build,
         if_match=if_match,
+        explicit=_request_paths(data),
     )
 
 
@@ -423,14 +438,16 @@ def device_update_basic(*, device_id: str, data: Mapping[str, Any], actor: Actor
     def build(current: DeviceConfig | None) -> DeviceConfig:
         if current is None:
             raise DeviceNotFound(device_id)
-        return _patched(current, {k: v for k, v in data.items() if k in BASIC_FIELDS})
+        return _patched(current, basic)
 
+    basic = {k: v for k, v in data.items() if k in BASIC_FIELDS}
     return _write(
         device_id=device_id,
         actor=actor,
         action=RevisionAction.PATCHED,
         build=build,
         reload=False,
+        explicit=_request_paths(basic),
     )
 
 

@@ -223,3 +223,26 @@ def test_the_leaders_reconcile_heals_a_profile_change_a_crash_cut_short(api, ano
     reconcile.still_leading = lambda: True
     assert reconcile.tick(now + timedelta(seconds=122)) == ["edge-1"]
     assert reconcile.tick(now + timedelta(seconds=183)) == []  # nothing left to heal
+
+
+def test_an_operator_patching_a_key_back_to_the_devices_value_overrides_the_profile(api, anon):
+    send(anon, "PUT", "/config/edge-1", EXPORTER_PUT)  # gpu_power false, as reported
+    put_profile(api, "gpu-on", {"metrics": {"gpu_power": True}, "interval": 5})
+    assert served(anon, "edge-1")["metrics"]["gpu_power"] is True
+    metrics = {"gpu_power": False, "cpu_temp": False}
+    assert send(api, "PATCH", "/config/edge-1", {"metrics": metrics}).status_code == 200
+    assert served(anon, "edge-1")["metrics"]["gpu_power"] is False
+    # Only what the PATCH named is the operator's: the profile still sets the interval.
+    put_profile(api, "gpu-on", {"metrics": {"gpu_power": True}, "interval": 6})
+    assert served(anon, "edge-1")["interval"] == 6
+    assert served(anon, "edge-1")["metrics"]["gpu_power"] is False
+
+
+def test_the_dashboards_basic_patch_of_served_values_pins_nothing(api, anon):
+    send(anon, "PUT", "/config/edge-1", EXPORTER_PUT)
+    put_profile(api, "ports", {"port": 9300})
+    basic = {"device_type": "jetson_orin", "ip_address": "127.0.0.9", "port": 9300,
+             "reload_port": 9101}  # fmt: skip
+    assert send(api, "PATCH", "/devices/edge-1", basic).status_code == 200
+    put_profile(api, "ports", {"port": 9400})
+    assert served(anon, "edge-1")["port"] == 9400
