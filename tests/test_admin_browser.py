@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -23,8 +22,8 @@ from tests.support.browser import (
     PageErrors,
     background_luminance,
     chromium,
-    chromium_available,
     horizontal_overflow,
+    needs_browser,
     screenshot,
 )
 from tests.support.exporters import FakeExporter, Reply, closed_port
@@ -33,11 +32,7 @@ from tests.support.kube_api import serve
 
 pytestmark = [
     pytest.mark.e2e,
-    # CI installs chromium (.ci/run): there a missing browser fails rather than skips.
-    pytest.mark.skipif(
-        not chromium_available() and os.environ.get("CI") != "true",
-        reason="needs /usr/bin/chromium (apt-get install chromium)",
-    ),
+    needs_browser,
 ]
 
 FLEET = 400

@@ -3,8 +3,6 @@ metric, previews what the save changes, saves, and the devices are served it."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import requests
 
@@ -13,17 +11,14 @@ from tests.support.browser import (
     WIDTH,
     PageErrors,
     chromium,
-    chromium_available,
+    needs_browser,
     screenshot,
 )
 from tests.support.gunicorn import run_server
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        not chromium_available() and os.environ.get("CI") != "true",
-        reason="needs /usr/bin/chromium (apt-get install chromium)",
-    ),
+    needs_browser,
 ]
 
 PASSWORD = "ops-pw-for-tests"

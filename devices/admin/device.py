@@ -7,10 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.options import csrf_protect_m
 from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import path
 from django.utils.html import format_html
 
@@ -26,6 +25,7 @@ from devices.admin.filters import (
     StatusFilter,
 )
 from devices.admin.forms import DeviceForm
+from devices.admin.saving import SavedThroughServices
 from devices.choices import DeviceStatus
 from devices.exceptions import DeviceError
 from devices.models import Device
@@ -37,7 +37,7 @@ def register_device_actions(*device_actions: Any) -> None:
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
     form = DeviceForm
     change_list_template = "admin/devices/device/change_list.html"
     change_form_template = "admin/devices/device/change_form.html"
@@ -210,18 +210,6 @@ class DeviceAdmin(admin.ModelAdmin):
     metrics_view = toggles.metrics_view
 
     # ---- saving through the services ------------------------------------------------
-
-    @csrf_protect_m
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
-        # The admin wraps a save in its own transaction; the service's transaction must be
-        # the outermost one, so that the device it reloads fetches the committed config.
-        return self._changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Device, form: DeviceForm, change: bool) -> None:
         version = form.cleaned_data.get("version")

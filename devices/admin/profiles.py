@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import csrf_protect_m
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -17,6 +16,7 @@ from django.urls import path
 from devices import profiles, selectors
 from devices.admin.actions import admin_actor
 from devices.admin.forms import PrettyJSONEncoder
+from devices.admin.saving import SavedThroughServices
 from devices.exceptions import InvalidProfile, ProfileError
 from devices.layering import profile_preview
 from devices.models import Profile, ProfileRevision
@@ -103,7 +103,7 @@ class ProfileForm(forms.ModelForm):
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(SavedThroughServices, admin.ModelAdmin):
     form = ProfileForm
     change_form_template = "admin/devices/profile/change_form.html"
     list_display = ["name", "selector", "priority", "version", "matches", "rolling_out"]
@@ -130,15 +130,6 @@ class ProfileAdmin(admin.ModelAdmin):
     def rolling_out(self, profile: Profile) -> bool:
         return profile.staged_config is not None
 
-    # The admin wraps a save or a delete in its own transaction; the service's must be the
-    # outermost one, so that the devices it reloads fetch the committed config.
-    @csrf_protect_m
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
-    ) -> HttpResponse:
-        return self._delete_view(request, object_id, extra_context)
-
-    @csrf_protect_m
     def changeform_view(
         self,
         request: HttpRequest,
@@ -155,7 +146,7 @@ class ProfileAdmin(admin.ModelAdmin):
                 matched_total=len(matched),
                 revisions=ProfileRevision.objects.filter(profile_name=profile.pk)[:10],
             )
-        return self._changeform_view(request, object_id, form_url, extra)
+        return super().changeform_view(request, object_id, form_url, extra)
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """The served-config changes the form's values would cause (htmx, before saving)."""

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -28,6 +30,13 @@ DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 def chromium_available() -> bool:
     return shutil.which(CHROMIUM) is not None
+
+
+# CI installs chromium (.ci/run): there a missing browser fails rather than skips.
+needs_browser = pytest.mark.skipif(
+    not chromium_available() and os.environ.get("CI") != "true",
+    reason="needs /usr/bin/chromium (apt-get install chromium)",
+)
 
 
 @contextmanager
