@@ -22,7 +22,7 @@ from devices.labels import Selector, parse_selector
 from devices.metrics import CONFIG_WRITES
 from devices.models import Device, DeviceHealth, DeviceRevision, Profile, StagedDevice
 from devices.runtime import devices_reload
-from edgeserver.db import write_transaction
+from edgeserver.db import update_rows, write_transaction
 from users.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -217,6 +217,19 @@ def _relayer_one(device: Device, profiles: ProfileSet) -> DeviceConfig | None:
     return DeviceConfig.from_snapshot({**document, "ip_address": device.ip_address})
 
 
+# What re-layering changes on a device row.
+_RELAYERED_FIELDS = (
+    "device_type", "port", "reload_port", "enabled_metrics", "extra_config", "base_config",
+    "version", "updated_at",
+)  # fmt: skip
+
+
+def _store_configs(devices: Sequence[Device]) -> None:
+    """One statement for the batch (edgeserver.db.update_rows)."""
+    rows = [(d.pk, *(getattr(d, name) for name in _RELAYERED_FIELDS)) for d in devices]
+    update_rows(Device, _RELAYERED_FIELDS, rows)
+
+
 def _relayer_batch(device_ids: Sequence[str], actor: Actor, note: str) -> list[Device]:
     """One transaction: re-layer these devices, store the changed ones with a revision."""
     changed: list[Device] = []
@@ -252,11 +265,7 @@ def _relayer_batch(device_ids: Sequence[str], actor: Actor, note: str) -> list[D
                 )
             )
         if changed:
-            fields = [
-                "device_type", "port", "reload_port", "enabled_metrics", "extra_config",
-                "base_config", "version", "updated_at",
-            ]  # fmt: skip
-            Device.objects.bulk_update(changed, fields)
+            _store_configs(changed)
             DeviceRevision.objects.bulk_create(revisions)
             DeviceHealth.objects.filter(device_id__in=[d.device_id for d in changed]).update(
                 config_in_sync=None, drifted_keys=[], drift_checked_at=None
