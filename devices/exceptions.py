@@ -73,3 +73,7 @@ class DeviceUnreachable(DeviceError):
 
 class DeviceBadAnswer(DeviceError):
     """The device answered, but not with what was asked for."""
+
+
+class LabelsRefused(DeviceError):
+    """Labels outside Kubernetes' label syntax (or a reserved key); the message names it."""

@@ -43,6 +43,9 @@ urlpatterns = [
         name="device-local-config",
     ),
     re_path(rf"^devices/{DEVICE}/ip/?$", views.DeviceAddressView.as_view(), name="device-ip"),
+    re_path(
+        rf"^devices/{DEVICE}/labels/?$", views.DeviceLabelsView.as_view(), name="device-labels"
+    ),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", fleet.SummaryView.as_view(), name="metrics-summary"),
     re_path(

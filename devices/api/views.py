@@ -14,11 +14,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from devices import runtime, selectors, served, services
+from devices import labelling, runtime, selectors, served, services
 from devices.api import responses as r
 from devices.api import serializers as s
 from devices.api.base import DeviceApiView
 from devices.api.hotpath import plain_call
+from devices.api.selecting import SELECTOR, selector_request
 from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceNotFound
 from devices.validation import device_id_problem
@@ -417,15 +418,21 @@ class DevicesReloadView(DeviceDetailView):
     @extend_schema(
         operation_id="devices_reload",
         request=None,
-        responses={200: r.BulkReloadSerializer, **_errors(*OPERATOR)},
+        parameters=[SELECTOR],
+        responses={200: r.BulkReloadSerializer, **_errors(*OPERATOR, "invalid_selector")},
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
-        """Reload every device at once (concurrently, bounded by PROBE_CONCURRENCY).
+        """Reload every device at once (concurrently, bounded by PROBE_CONCURRENCY), or
+        only those `?selector=` matches.
 
         A device without an address is "skipped" and counted in `failed`.
         """
-        results = runtime.devices_reload(devices=selectors.device_list())
+        selector = selector_request(request.query_params)
+        devices = selectors.device_list()
+        if selector:
+            devices = selectors.device_selected(selector, devices)
+        results = runtime.devices_reload(devices=devices)
         return Response(r.BulkReloadSerializer(results).data)
 
     @extend_schema(
@@ -438,3 +445,35 @@ class DevicesReloadView(DeviceDetailView):
         """`PATCH /devices/{id}` of the device whose id is `reload`."""
         self.validated_device_id = device_id
         return super().patch(request, device_id=device_id)
+
+
+class DeviceLabelsView(DeviceApiView):
+    @extend_schema(
+        operation_id="device_labels_get",
+        responses={200: r.DeviceLabelsSerializer, **_errors(*DEVICE)},
+        tags=["devices"],
+    )
+    def get(self, request: Request, device_id: str) -> Response:
+        """The device's labels."""
+        return Response(r.DeviceLabelsSerializer(_device(device_id)).data)
+
+    @extend_schema(
+        operation_id="device_labels_set",
+        request=s.DeviceLabelsSerializer,
+        responses={
+            200: r.DeviceLabelsSerializer,
+            **_errors(*DEVICE, *BODY, "invalid_label"),
+        },
+        tags=["devices"],
+    )
+    def put(self, request: Request, device_id: str) -> Response:
+        """Replace the device's labels (`{"labels": {}}` clears them): Kubernetes label
+        syntax; `device_type`, `status` and `device_id` are reserved. Selectors pick
+        devices by them; they reach the scrape targets and the device's Service. Not
+        served config: no new version, no reload."""
+        serializer = s.DeviceLabelsSerializer(data=self.body())
+        serializer.is_valid(raise_exception=True)
+        device = labelling.device_labels_set(
+            device_id=device_id, labels=serializer.validated_data["labels"], actor=self.actor()
+        )
+        return Response(r.DeviceLabelsSerializer(device).data)
