@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -568,3 +569,9 @@ def test_labels_show_in_the_list_and_filter_it_by_pair_and_by_selector(console):
     assert "Not a label selector" in page.locator(".messagelist").inner_text()
     assert _rows(page) == []
     _check(page)
+
+    page.goto(console.url(f"{LIST}live-healthy/change/"))
+    field = page.locator("#id_labels")
+    assert json.loads(field.input_value()) == {"rack": "r2", "site": "lab-3"}
+    field.scroll_into_view_if_needed()
+    _check(page, name="device-form-labels")

@@ -268,6 +268,14 @@ def test_a_bad_selector_is_refused_on_every_fleet_route(api, exporters, selector
     assert exporter.reloads == reloads
 
 
+@pytest.mark.parametrize("separator", ["\t", "\n", "\x1d", "\u00a0"])
+def test_whitespace_other_than_spaces_in_a_selector_is_refused(api, separator):
+    for selector in (f"site=a{separator}", f"site=a,{separator}rack=b"):
+        response = api.get("/devices", {"selector": selector})
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_selector")
+    assert api.get("/devices", {"selector": " site = a , rack in ( b ) "}).status_code == 200
+
+
 def test_an_overlong_selector_is_refused(api):
     response = api.get("/devices", {"selector": "a," * 2100 + "a"})
     assert (response.status_code, response.json()["error"]) == (400, "invalid_selector")

@@ -9,7 +9,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter
 
-from devices.labels import Selector, parse_selector
+from devices.labels import InvalidSelector, Selector, parse_selector
 
 # The selectors parse_selector takes, as a pattern for the schema (spaces for whitespace,
 # prefixes of at most three DNS labels: a little narrower than the parser, never wider).
@@ -31,11 +31,16 @@ SELECTOR = OpenApiParameter(
     "hold: `site=lab-3`, `rack!=r2`, `tier in (a,b)`, `tier notin (c)`, `gpu` (has the "
     "label), `!gpu` (has not); `!=` and `notin` match devices without the label. Combines "
     "with the other filters and with paging (a page holds `limit` matching devices). Empty: "
-    "every device. At most 4096 characters",
+    "every device. At most 4096 characters; spaces may surround the parts (no other "
+    "whitespace)",
 )
 
 
 def selector_request(query: Mapping[str, Any]) -> Selector:
     """The selector a request asks for (the empty one, matching all, when none); raises
-    devices.labels.InvalidSelector (400 `invalid_selector`) for one that does not parse."""
-    return parse_selector(query.get("selector"))
+    devices.labels.InvalidSelector (400 `invalid_selector`) for one that does not parse,
+    or that separates its parts by whitespace other than spaces (as the schema says)."""
+    text = query.get("selector")
+    if text is not None and any(c.isspace() and c != " " for c in text):
+        raise InvalidSelector(f"selector {text!r}: only spaces may separate its parts")
+    return parse_selector(text)
