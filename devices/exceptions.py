@@ -96,3 +96,7 @@ class InvalidProfile(ProfileError):
 
 class ProfileStaged(ProfileError):
     """The profile is being rolled out: it changes only through its rollout."""
+
+
+class LabelsRefused(DeviceError):
+    """Labels outside Kubernetes' label syntax (or a reserved key); the message names it."""

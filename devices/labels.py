@@ -10,8 +10,9 @@ rollouts all select the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 # What a selector can ask besides the labels: no label may take these keys.
 ATTRIBUTE_KEYS = ("device_type", "status")
@@ -20,6 +21,7 @@ MAX_LABELS = 64
 _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PROMETHEUS_INVALID = re.compile(r"[^A-Za-z0-9_]")
+T = TypeVar("T")
 
 
 class InvalidLabel(ValueError):
@@ -126,6 +128,24 @@ class Selector:
     def select(self, items: Iterable[tuple[str, Mapping[str, str]]]) -> list[str]:
         """The ids of `(id, attributes)` pairs this selector matches, in their order."""
         return [item_id for item_id, attributes in items if self.matches(attributes)]
+
+    def pick(
+        self,
+        items: Iterable[T],
+        attributes: Callable[[T], Mapping[str, str]],
+        *,
+        limit: int | None = None,
+    ) -> list[T]:
+        """The items whose `attributes(item)` this selector matches, in their order; with
+        `limit`, only the first `limit + 1` (a page's rows, and the one more that tells a
+        next page exists): `items` is read no further than that."""
+        found: list[T] = []
+        for item in items:
+            if limit is not None and len(found) > limit:
+                break
+            if self.matches(attributes(item)):
+                found.append(item)
+        return found
 
     def __bool__(self) -> bool:
         return bool(self.requirements)

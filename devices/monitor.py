@@ -43,9 +43,9 @@ class MonitorListener(Protocol):
     """
 
     def devices_changed(self, device_ids: list[str]) -> None:
-        """Devices whose status, ip_address, port, reload_port or device_type changed, or
-        that were created or deleted, since the monitor last reported them. The first round
-        after start reports every device."""
+        """Devices whose status, ip_address, port, reload_port, device_type or labels
+        changed, or that were created or deleted, since the monitor last reported them.
+        The first round after start reports every device."""
 
     def tick(self, now: datetime) -> None:
         """Called once per loop iteration (about every DUE_POLL_INTERVAL), for periodic work."""
@@ -54,13 +54,15 @@ class MonitorListener(Protocol):
     # it, to ask before each batch of writes of its own (the auto-sync asks per device).
 
 
-# What listeners care about: the contract status and what publication is built from.
-PublishedState = tuple[str, str, int, int, str]
+# What listeners care about: the contract status and what publication is built from
+# (a device's Service carries its labels).
+PublishedState = tuple[str, str, int, int, str, tuple[tuple[str, str], ...]]
 
 
 def _published_state(device: Device) -> PublishedState:
     status, _ = selectors.device_status(device)
-    return (status, device.ip_address, device.port, device.reload_port, device.device_type)
+    labels = tuple(sorted((device.labels or {}).items()))
+    return (status, device.ip_address, device.port, device.reload_port, device.device_type, labels)
 
 
 def _release_stale_connections() -> None:

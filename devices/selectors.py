@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from devices.choices import DeviceStatus
+from devices.labels import Selector, device_attributes
 from devices.models import (
     Device,
     DeviceHealth,
@@ -23,6 +24,8 @@ from devices.validation import address_allowed, address_not_allowed_message
 
 NO_IP_ERROR = "No IP address registered"
 NOT_CHECKED_ERROR = "Not checked yet"
+# Rows read at a time when a selector filters a list in Python.
+_SELECTED_CHUNK = 2000
 
 
 def device_get(*, device_id: str) -> Device | None:
@@ -38,12 +41,19 @@ def device_list() -> QuerySet[Device]:
 
 
 def device_page(
-    devices: QuerySet[Device], *, after: str = "", limit: int | None = None
+    devices: QuerySet[Device],
+    *,
+    after: str = "",
+    limit: int | None = None,
+    selector: Selector | None = None,
 ) -> list[Device]:
     """`devices` (in device-id order) after the device id `after`: `limit + 1` of them when
-    a limit is given, so that the one more tells whether a next page exists."""
+    a limit is given, so that the one more tells whether a next page exists; with
+    `selector`, of those it matches."""
     if after:
         devices = devices.filter(device_id__gt=after)
+    if selector:
+        return device_selected(selector, devices.iterator(chunk_size=_SELECTED_CHUNK), limit=limit)
     return list(devices if limit is None else devices[: limit + 1])
 
 
@@ -74,42 +84,79 @@ class DeviceRow:
     ip_address: str
     port: int
     reload_port: int
+    labels: dict[str, str]
     health: ObservationRow
 
 
-_ROW_FIELDS = ("device_id", "device_type", "ip_address", "port", "reload_port")
+_ROW_FIELDS = ("device_id", "device_type", "ip_address", "port", "reload_port", "labels")
 _OBSERVATION_FIELDS = tuple(ObservationRow.__slots__)
 
 
+def device_selected(
+    selector: Selector, devices: Iterable[Device], *, limit: int | None = None
+) -> list[Device]:
+    """The devices (loaded with their observation) `selector` matches (`Selector.pick`)."""
+    return selector.pick(
+        devices,
+        lambda d: device_attributes(d.labels or {}, d.device_type, device_status(d)[0]),
+        limit=limit,
+    )
+
+
+def _row_attributes(row: DeviceRow) -> Mapping[str, str]:
+    status, _ = contract_status(row.ip_address, row.health.status)
+    return device_attributes(row.labels, row.device_type, status)
+
+
 def device_rows(
-    devices: QuerySet[Device], *, after: str = "", limit: int | None = None
+    devices: QuerySet[Device],
+    *,
+    after: str = "",
+    limit: int | None = None,
+    selector: Selector | None = None,
 ) -> list[DeviceRow]:
-    """`device_page` of `devices`, as rows of the fields a status item shows."""
+    """`device_page` of `devices`, as rows of the fields a status item shows; with
+    `selector`, of the devices it matches (read in chunks until the page is full)."""
     if after:
         devices = devices.filter(device_id__gt=after)
     columns = [*_ROW_FIELDS, "health__device_id", *(f"health__{f}" for f in _OBSERVATION_FIELDS)]
-    rows = devices.values_list(*columns)
-    if limit is not None:
+    rows: Iterable[tuple] = devices.values_list(*columns)
+    if selector:
+        rows = rows.iterator(chunk_size=_SELECTED_CHUNK)
+    elif limit is not None:
         rows = rows[: limit + 1]
-    found = []
     width = len(_ROW_FIELDS)
-    for row in rows:
+
+    def row_of(row: tuple) -> DeviceRow:
         observed = row[width + 1 :]
         health = ObservationRow(*observed) if row[width] is not None else ObservationRow()
-        found.append(DeviceRow(*row[:width], health=health))
-    return found
+        return DeviceRow(*row[:width], health=health)
+
+    found = (row_of(row) for row in rows)
+    if selector:
+        return selector.pick(found, _row_attributes, limit=limit)
+    return list(found)
 
 
-def config_rows(*, after: str = "", limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """(device id, served config) of each device in device-id order, read as plain values."""
-    rows = (
-        Device.objects.filter(device_id__gt=after)
-        .order_by("device_id")
-        .values_list(
-            "device_id", "device_type", "port", "reload_port", "enabled_metrics", "extra_config"
-        )
+def config_rows(
+    *, after: str = "", limit: int | None = None, selector: Selector | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(device id, served config) of each device in device-id order, read as plain values;
+    with `selector`, of the devices it matches."""
+    columns = ["device_id", "device_type", "port", "reload_port", "enabled_metrics", "extra_config"]
+    if selector:
+        columns += ["labels", "ip_address", "health__status"]
+    rows: Iterable[tuple] = (
+        Device.objects.filter(device_id__gt=after).order_by("device_id").values_list(*columns)
     )
-    if limit is not None:
+    if selector:
+
+        def attributes(row: tuple) -> Mapping[str, str]:
+            labels, ip_address, observed = row[6:]
+            return device_attributes(labels or {}, row[1], contract_status(ip_address, observed)[0])
+
+        rows = selector.pick(rows.iterator(chunk_size=_SELECTED_CHUNK), attributes, limit=limit)
+    elif limit is not None:
         rows = rows[: limit + 1]
     return [
         (
@@ -122,7 +169,7 @@ def config_rows(*, after: str = "", limit: int | None = None) -> list[tuple[str,
                 extra_config=extra or {},
             ),
         )
-        for device_id, device_type, port, reload_port, metrics, extra in rows
+        for device_id, device_type, port, reload_port, metrics, extra, *_ in rows
     ]
 
 
@@ -267,7 +314,7 @@ def device_observations() -> list[DeviceObservation]:
 
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """A device as Prometheus should scrape it: its metrics port and what it is."""
+    """A device as Prometheus should scrape it: its metrics port, what it is, its labels."""
 
     device_id: str
     device_type: str
@@ -275,17 +322,23 @@ class ScrapeTarget:
     port: int
     reload_port: int
     status: str
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 def scrape_targets(
-    *, status: str | None = None, after: str = "", limit: int | None = None
+    *,
+    status: str | None = None,
+    after: str = "",
+    limit: int | None = None,
+    selector: Selector | None = None,
 ) -> list[ScrapeTarget]:
     """Every device with an address inside DEVICE_ALLOWED_NETWORKS, by device id, with
-    its contract status; only those of `status` when it is given; with `limit`, the first
-    `limit + 1` after the device id `after` (the one more tells that a next page exists).
+    its contract status; only those of `status` when it is given, and those `selector`
+    matches; with `limit`, the first `limit + 1` after the device id `after` (the one
+    more tells that a next page exists).
 
     Devices that are down stay in the list, so Prometheus reports them as `up == 0`
-    instead of forgetting them. One query of six columns, whatever the fleet's size:
+    instead of forgetting them. One query of seven columns, whatever the fleet's size:
     Prometheus asks for this on every refresh, from every replica.
     """
     rows = (
@@ -293,11 +346,17 @@ def scrape_targets(
         .filter(device_id__gt=after)
         .order_by("device_id")
         .values_list(
-            "device_id", "device_type", "ip_address", "port", "reload_port", "health__status"
+            "device_id",
+            "device_type",
+            "ip_address",
+            "port",
+            "reload_port",
+            "health__status",
+            "labels",
         )
     )
     targets: list[ScrapeTarget] = []
-    for device_id, device_type, ip_address, port, reload_port, observed in rows.iterator(
+    for device_id, device_type, ip_address, port, reload_port, observed, labels in rows.iterator(
         chunk_size=2000
     ):
         if limit is not None and len(targets) > limit:
@@ -307,10 +366,14 @@ def scrape_targets(
         if not address_allowed(ip_address):
             continue
         current, _ = contract_status(ip_address, observed)
-        if status is None or current == status:
-            targets.append(
-                ScrapeTarget(device_id, device_type, ip_address, port, reload_port, current)
-            )
+        labels = labels or {}
+        if status is not None and current != status:
+            continue
+        if selector and not selector.matches(device_attributes(labels, device_type, current)):
+            continue
+        targets.append(
+            ScrapeTarget(device_id, device_type, ip_address, port, reload_port, current, labels)
+        )
     return targets
 
 

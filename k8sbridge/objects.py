@@ -22,6 +22,9 @@ APP = "edge-exporter"
 SERVICE_PREFIX = "edge-device-"
 PORT_NAME = "metrics"
 DEVICE_ID_ANNOTATION = "edge-metrics-server/device-id"
+# The keys of the device's own labels on its Service (comma-separated): what tells the
+# bridge's labels from others' there, so that a label the device lost is removed.
+DEVICE_LABELS_ANNOTATION = "edge-metrics-server/labels"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 SLICE_MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
@@ -46,7 +49,7 @@ OWNED_LABELS = frozenset(
         SKIP_MIRROR_LABEL,
     }
 )
-OWNED_ANNOTATIONS = frozenset({DEVICE_ID_ANNOTATION})
+OWNED_ANNOTATIONS = frozenset({DEVICE_ID_ANNOTATION, DEVICE_LABELS_ANNOTATION})
 
 MODES = ("both", "endpointslice", "endpoints")
 POLICIES = ("delete", "not-ready")
@@ -147,6 +150,13 @@ def device_labels(device: Device) -> dict[str, str]:
     }
 
 
+def service_labels(device: Device) -> dict[str, str]:
+    """The device's labels (PUT /devices/{id}/labels) that its Service carries, for a
+    ServiceMonitor's `targetLabels`: all but the keys the bridge sets itself (app,
+    device_id, device_type, managed_by, ...), which keep the bridge's values."""
+    return {k: v for k, v in sorted((device.labels or {}).items()) if k not in OWNED_LABELS}
+
+
 def _metadata(device: Device, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
     return {
         "name": service_name(device.device_id),
@@ -157,11 +167,16 @@ def _metadata(device: Device, namespace: str, labels: dict[str, str]) -> dict[st
 
 
 def desired_service(device: Device, namespace: str) -> dict[str, Any]:
-    """A headless Service without selector: its endpoints are written by the bridge."""
+    """A headless Service without selector: its endpoints are written by the bridge. It
+    carries the device's labels too (service_labels), their keys in an annotation."""
+    own = service_labels(device)
+    metadata = _metadata(device, namespace, {**own, **device_labels(device)})
+    if own:
+        metadata["annotations"][DEVICE_LABELS_ANNOTATION] = ",".join(own)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(device, namespace, device_labels(device)),
+        "metadata": metadata,
         "spec": {
             "clusterIP": "None",
             "ports": [
@@ -268,11 +283,12 @@ def owned_fields(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
     (uid, clusterIPs, ipFamilies, managedFields, ...) and labels others set are ignored.
     """
     metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    # The device's labels the object says it carries are the bridge's too.
+    owned = OWNED_LABELS | set(annotations.get(DEVICE_LABELS_ANNOTATION, "").split(","))
     view: dict[str, Any] = {
-        "labels": {k: v for k, v in (metadata.get("labels") or {}).items() if k in OWNED_LABELS},
-        "annotations": {
-            k: v for k, v in (metadata.get("annotations") or {}).items() if k in OWNED_ANNOTATIONS
-        },
+        "labels": {k: v for k, v in (metadata.get("labels") or {}).items() if k in owned},
+        "annotations": {k: v for k, v in annotations.items() if k in OWNED_ANNOTATIONS},
     }
 
     def ports(items: list[dict[str, Any]] | None, *, target: bool = False) -> list[tuple]:

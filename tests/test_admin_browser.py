@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -524,3 +525,48 @@ def test_every_page_in_dark_mode_at_1280(console, name):
         if page.locator(selector).count():
             assert background_luminance(page, selector) < 0.25, selector
     _check(page, name=f"{name}-dark" if name in ("home", "device-list", "device-page") else None)
+
+
+# ---- labels (last: they change what the list shows) ---------------------------------------
+
+
+def test_labels_show_in_the_list_and_filter_it_by_pair_and_by_selector(console):
+    for device_id, labels in (
+        ("live-healthy", {"site": "lab-3", "rack": "r2"}),
+        ("live-flaky", {"site": "plant", "rack": "r1"}),
+    ):
+        answer = console.server.request(
+            "PUT", f"/devices/{device_id}/labels", json={"labels": labels}
+        )
+        assert answer.status_code == 200, answer.text
+    page = console.page()
+    page.goto(console.url(LIST))
+    # Shown by default once a device has labels; an earlier test chose columns already.
+    page.click("#column-chooser summary")
+    page.check("#column-chooser input[value=label_list]")
+    page.click("#column-chooser button")
+    page.wait_for_load_state()
+    page.locator("#changelist-filter a", has_text="site=lab-3 (1)").click()
+    page.wait_for_url(re.compile(r".*selector=site%3Dlab-3"))
+    assert _rows(page) == ["live-healthy"]
+    assert page.locator("td.field-label_list").inner_text() == "rack=r2 site=lab-3"
+    _check(page, name="device-list-labels")
+
+    page.fill("#selector-input", "rack in (r1,r2),site!=lab-3")
+    page.click("#selector-form input[type=submit]")
+    page.wait_for_url(re.compile(r".*selector=rack"))
+    assert _rows(page) == ["live-flaky"]
+    assert page.input_value("#selector-input") == "rack in (r1,r2),site!=lab-3"
+
+    page.fill("#selector-input", "rack in (")
+    page.click("#selector-form input[type=submit]")
+    page.locator(".messagelist").wait_for()
+    assert "Not a label selector" in page.locator(".messagelist").inner_text()
+    assert _rows(page) == []
+    _check(page)
+
+    page.goto(console.url(f"{LIST}live-healthy/change/"))
+    field = page.locator("#id_labels")
+    assert json.loads(field.input_value()) == {"rack": "r2", "site": "lab-3"}
+    field.scroll_into_view_if_needed()
+    _check(page, name="device-form-labels")

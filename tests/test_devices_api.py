@@ -59,6 +59,7 @@ def test_device_list(api, fleet):
         "observed_ip": "127.0.0.1",
         "config_in_sync": None,
         "reload_pending": False,
+        "labels": {},
     }
     assert items["b-sick"]["status"] == "unhealthy"
     assert items["b-sick"]["error"] == "HTTP 503"

@@ -246,3 +246,26 @@ def test_the_dashboards_basic_patch_of_served_values_pins_nothing(api, anon):
     assert send(api, "PATCH", "/devices/edge-1", basic).status_code == 200
     put_profile(api, "ports", {"port": 9400})
     assert served(anon, "edge-1")["port"] == 9400
+
+
+def test_a_label_change_brings_a_device_into_a_profile_and_out_again(api, anon):
+    send(anon, "PUT", "/config/edge-1", EXPORTER_PUT)
+    put_profile(api, "lab", {"interval": 5}, "site=lab")
+    assert "interval" not in served(anon, "edge-1")
+    answer = send(api, "PUT", "/devices/edge-1/labels", {"labels": {"site": "lab"}})
+    assert answer.status_code == 200, answer.content
+    assert served(anon, "edge-1")["interval"] == 5
+    revision = DeviceRevision.objects.filter(device_id="edge-1").order_by("-version").first()
+    assert (revision.action, revision.note) == ("profile", "labels changed")
+    assert send(api, "GET", "/profiles/lab").json()["matched_devices"] == ["edge-1"]
+    send(api, "PUT", "/devices/edge-1/labels", {"labels": {"site": "home"}})
+    assert "interval" not in served(anon, "edge-1")
+
+
+def test_config_selector_lists_what_profiles_serve(api, anon):
+    send(anon, "PUT", "/config/edge-1", EXPORTER_PUT)
+    send(anon, "PUT", "/config/edge-2", EXPORTER_PUT)
+    send(api, "PUT", "/devices/edge-1/labels", {"labels": {"site": "lab"}})
+    put_profile(api, "lab", {"interval": 5}, "site=lab")
+    listed = send(api, "GET", "/config?selector=site%3Dlab").json()
+    assert [(c["device_id"], c["interval"]) for c in listed["configs"]] == [("edge-1", 5)]

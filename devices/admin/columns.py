@@ -24,14 +24,20 @@ COLUMNS = {
     "observed_ip": "observed IP",
     "last_checked": "last checked",
     "exporter_status": "exporter says",
+    "label_list": "labels",
     "updated": "updated",
 }
-DEFAULT_COLUMNS = [c for c in COLUMNS if c not in ("last_checked", "exporter_status")]
+DEFAULT_COLUMNS = [c for c in COLUMNS if c not in ("last_checked", "exporter_status", "label_list")]
 COLUMNS_KEY = "ems_device_columns"
 
 
 def chosen_columns(request: HttpRequest) -> list[str]:
-    chosen = request.session.get(COLUMNS_KEY) or DEFAULT_COLUMNS
+    """The operator's choice; until they choose, the defaults, and the labels once some
+    device has labels (a fleet without any spends no column of its 1280 px on them)."""
+    chosen = request.session.get(COLUMNS_KEY)
+    if not chosen:
+        labelled = Device.objects.exclude(labels={}).exists()
+        chosen = [*DEFAULT_COLUMNS, "label_list"] if labelled else DEFAULT_COLUMNS
     return [column for column in COLUMNS if column in chosen]
 
 

@@ -11,14 +11,15 @@ from django.db.models import Case, F, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from devices import selectors, services
+from devices import labelling, selectors, services
 from devices.admin import actions, console, toggles
 from devices.admin.columns import COLUMNS, DEFAULT_COLUMNS, chosen_columns, live_cell
 from devices.admin.display import EMPTY, short_time
 from devices.admin.filters import (
     FailuresFilter,
+    LabelFilter,
     ReloadPendingFilter,
     ResultFilter,
     StatusChangedFilter,
@@ -46,6 +47,7 @@ class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
     list_filter = [
         StatusFilter,
         "device_type",
+        LabelFilter,
         ("health__config_in_sync", admin.BooleanFieldListFilter),
         ReloadPendingFilter,
         FailuresFilter,
@@ -92,6 +94,7 @@ class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
             "reload_port",
             "enabled_metrics",
             "extra_config",
+            "labels",
             "version",
         ]
 
@@ -174,6 +177,14 @@ class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
     def exporter_status(self, device: Device) -> str:
         return selectors.device_health(device).exporter_status or EMPTY
 
+    @admin.display(description="labels")
+    def label_list(self, device: Device) -> str:
+        if not device.labels:
+            return EMPTY
+        return format_html_join(
+            " ", '<span class="ems-label">{}={}</span>', sorted(device.labels.items())
+        )
+
     @admin.display(description="updated", ordering="updated_at")
     def updated(self, device: Device) -> str:
         return short_time(device.updated_at)
@@ -181,11 +192,10 @@ class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
     # ---- pages ---------------------------------------------------------------------
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        shown = chosen_columns(request)
         context = {
             **(extra_context or {}),
-            "columns": [
-                (name, label, name in chosen_columns(request)) for name, label in COLUMNS.items()
-            ],
+            "columns": [(name, label, name in shown) for name, label in COLUMNS.items()],
             "refresh_seconds": settings.ADMIN_REFRESH_INTERVAL,
             "query_string": request.GET.urlencode(),
         }
@@ -213,18 +223,28 @@ class DeviceAdmin(SavedThroughServices, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Device, form: DeviceForm, change: bool) -> None:
         version = form.cleaned_data.get("version")
+        labels = form.cleaned_data.get("labels") or {}
+        # A post without the field (not the admin's own form) leaves the labels alone; the
+        # form has already put the new labels on `obj`, so they are compared with the row.
+        stored = Device.objects.filter(pk=obj.pk).values_list("labels", flat=True).first()
+        relabelled = "labels" in form.data and labels != (stored or {})
+        actor = actions.admin_actor(request)
         try:
             result = services.device_upsert(
                 device_id=obj.pk,
                 data=form.config_data,
-                actor=actions.admin_actor(request),
+                actor=actor,
                 if_match=f'"{version}"' if change and version else None,
             )
+            if relabelled:
+                labelling.device_labels_set(device_id=obj.pk, labels=labels, actor=actor)
         except DeviceError as exc:
             # Shown on the change list; the form is not saved.
             messages.error(request, f"Not saved: {obj.pk}: {exc}")
             return
-        if not result.changed:
+        if not result.changed and relabelled:
+            messages.info(request, f"Labels of {obj.pk} saved; its config did not change.")
+        elif not result.changed:
             messages.info(request, f"Nothing changed for {obj.pk}, no revision written.")
         elif result.reload_triggered:
             messages.info(request, "Saved: the device reloaded its config.")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Collection
 from datetime import timedelta
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from devices import selectors
 from devices.choices import DeviceStatus
+from devices.labels import InvalidSelector, parse_selector
 from devices.models import Device
 
 # Result sets of the last bulk actions a user ran, kept in the session for the links of
@@ -129,3 +131,35 @@ class DeviceIdFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(device_id=self.value()) if self.value() else queryset
+
+
+class LabelFilter(admin.SimpleListFilter):
+    """Devices by label: the fleet's most common `key=value` pairs as links, and any
+    selector typed in the box above the list (`rack in (r1,r2),status!=healthy`)."""
+
+    title = "label"
+    parameter_name = "selector"
+    # Pairs listed at most; the selector box reaches the others.
+    SHOWN = 30
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for labels in Device.objects.values_list("labels", flat=True).iterator(chunk_size=2000):
+            pairs.update((labels or {}).items())
+        common = sorted(pairs.most_common(self.SHOWN))
+        found = [(f"{k}={v}", f"{k}={v} ({count})") for (k, v), count in common]
+        value = self.value()
+        if value and value not in {lookup for lookup, _ in found}:
+            found.append((value, value))
+        return found
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
+        if not self.value():
+            return queryset
+        try:
+            selector = parse_selector(self.value())
+        except InvalidSelector as exc:
+            messages.error(request, f"Not a label selector: {exc}")
+            return queryset.none()
+        rows = selectors.device_rows(queryset.order_by("device_id"), selector=selector)
+        return queryset.filter(device_id__in=[row.device_id for row in rows])

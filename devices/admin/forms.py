@@ -9,6 +9,7 @@ from django import forms
 from rest_framework.exceptions import ParseError
 
 from devices.api.serializers import DeviceConfigSerializer
+from devices.labels import InvalidLabel, validate_labels
 from devices.models import Device
 from devices.validation import device_id_problem
 from edgeserver.api.parsers import check_storable
@@ -37,6 +38,14 @@ class DeviceForm(forms.ModelForm):
         initial=dict,
         help_text='JSON object of the other config keys, e.g. {"shelly": {"enabled": true}}',
     )
+    labels = forms.JSONField(
+        required=False,
+        encoder=PrettyJSONEncoder,
+        initial=dict,
+        help_text='JSON object of label keys and values, e.g. {"site": "lab-3", "rack": "r2"}: '
+        "Kubernetes label syntax; selectors pick devices by them, and they reach the scrape "
+        "targets and the device's Service. Not served config: changing them reloads nothing.",
+    )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:
@@ -52,6 +61,7 @@ class DeviceForm(forms.ModelForm):
             self.fields["version"].initial = self.instance.version
             self.fields["extra_config"].initial = self.instance.extra_config
             self.fields["enabled_metrics"].initial = self.instance.enabled_metrics
+            self.fields["labels"].initial = self.instance.labels
         self.config_data: dict[str, Any] = {}
 
     def clean_device_id(self) -> str:
@@ -60,6 +70,12 @@ class DeviceForm(forms.ModelForm):
         if problem:
             raise forms.ValidationError(problem)
         return device_id
+
+    def clean_labels(self) -> dict[str, str]:
+        try:
+            return validate_labels(self.cleaned_data.get("labels") or {})
+        except InvalidLabel as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

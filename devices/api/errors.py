@@ -4,6 +4,7 @@ and every error kind the device routes answer, declared with its meaning."""
 from __future__ import annotations
 
 from devices import exceptions as e
+from devices.labels import InvalidSelector
 from edgeserver.api.errorkinds import ErrorKind, declare
 from edgeserver.api.errors import ApiError
 
@@ -40,6 +41,18 @@ declare(
         "invalid_page",
         400,
         "limit is not an integer 1-1000, or cursor is not a device id",
+    ),
+    ErrorKind(
+        "invalid_label",
+        400,
+        "a label key or value is outside Kubernetes' label syntax, the labels are not an "
+        "object of strings, or a key is reserved (device_type, status, device_id)",
+    ),
+    ErrorKind(
+        "invalid_selector",
+        400,
+        "`selector` is not a Kubernetes label selector (`k=v`, `k!=v`, `k in (a,b)`, "
+        "`k notin (a)`, `k`, `!k`, comma-separated)",
     ),
     ErrorKind("no_observed_ip", 400, "the device never called, so it has no observed address"),
     ErrorKind("No IP address", 400, "the device has no IP address, so it cannot be called"),
@@ -100,7 +113,13 @@ def _profile(status: int, error: str):
     return mapper
 
 
+def _invalid_selector(exc: InvalidSelector) -> ApiError:
+    return ApiError(400, "invalid_selector", str(exc))
+
+
 ERRORS = {
+    InvalidSelector: _invalid_selector,
+    e.LabelsRefused: _answer(400, "invalid_label"),
     e.DeviceNotFound: _answer(404, DEVICE_NOT_FOUND),
     e.DeviceExists: _answer(409, "Device already exists"),
     e.VersionMismatch: _version_mismatch,

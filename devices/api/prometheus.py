@@ -15,6 +15,7 @@ from devices import selectors
 from devices.api import serializers as s
 from devices.api.paging import PAGE_PARAMETERS, page_of, page_request
 from devices.api.responses import TargetGroupSerializer
+from devices.api.selecting import SELECTOR, selector_request
 from devices.choices import DeviceStatus
 from edgeserver.api.errorkinds import error_responses
 from edgeserver.api.errors import ApiError
@@ -35,6 +36,7 @@ class PrometheusTargetsView(ApiView):
                 description="Only devices of this status (default: every device with an "
                 "allowed address, so dead ones show as up == 0)",
             ),
+            SELECTOR,
             OpenApiParameter(
                 "If-None-Match",
                 str,
@@ -58,6 +60,7 @@ class PrometheusTargetsView(ApiView):
                 "invalid_query",
                 "invalid_filter",
                 "invalid_page",
+                "invalid_selector",
             ),
         },
         tags=["prometheus"],
@@ -65,15 +68,20 @@ class PrometheusTargetsView(ApiView):
     def get(self, request: Request) -> HttpResponse:
         """Scrape targets for Prometheus `http_sd_configs`: one group per device with an
         address inside DEVICE_ALLOWED_NETWORKS, labelled `device_id`, `device_type`,
-        `__meta_edge_status` and `__meta_edge_reload_port`; `__meta_edge_address_shared_with`
-        names the other devices with the same address, when there are some."""
+        `__meta_edge_status` and `__meta_edge_reload_port`, and with the device's labels
+        (keys sanitised to Prometheus label names; the server's own labels win a
+        collision); `__meta_edge_address_shared_with` names the other devices with the
+        same address, when there are some. `?selector=` picks devices by label."""
         query = s.TargetsQuerySerializer(data=request.query_params.dict())
         if not query.is_valid():
             field, problems = next(iter(query.errors.items()))
             raise ApiError(400, "invalid_filter", f"{field}: {' '.join(problems)}")
         page = page_request(request.query_params)
         targets = selectors.scrape_targets(
-            status=query.validated_data.get("status") or None, after=page.after, limit=page.limit
+            status=query.validated_data.get("status") or None,
+            after=page.after,
+            limit=page.limit,
+            selector=selector_request(request.query_params),
         )
         targets, next_cursor = page_of(targets, page, key=lambda target: target.device_id)
         context = {"shared_addresses": selectors.fleet_shared_addresses()}

@@ -21,6 +21,7 @@ from devices import selectors
 from devices.api.serializers import OpenObjectSerializer
 from devices.choices import DeviceStatus, ReloadStatus, RevisionAction
 from devices.client import host_port
+from devices.labels import prometheus_label_name
 from devices.models import Device
 from devices.runtime import ReloadResult
 from devices.selectors import ScrapeTarget, device_health, device_status
@@ -220,6 +221,10 @@ class DeviceStatusItemSerializer(serializers.Serializer):
         help_text="Other devices stored with the same ip_address (devices behind one NAT "
         "would be one scrape target); only when there are some",
     )
+    labels = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="The operator's labels (`PUT /devices/{id}/labels`); `{}` when none",
+    )
 
     def _shared_with(self, device: Device) -> list[str]:
         shared = self.context.get("shared_addresses")
@@ -254,6 +259,7 @@ class DeviceStatusItemSerializer(serializers.Serializer):
         shared_with = self._shared_with(device)
         if shared_with:
             item["address_shared_with"] = shared_with
+        item["labels"] = device.labels
         return item
 
 
@@ -285,6 +291,13 @@ class DeviceListSerializer(serializers.Serializer):
             "unhealthy": len(items) - healthy,
         }
         return _paged(body, self.context)
+
+
+class DeviceLabelsSerializer(serializers.Serializer):
+    """`GET`/`PUT /devices/{id}/labels`: from the device."""
+
+    device_id = serializers.CharField()
+    labels = serializers.DictField(child=serializers.CharField(allow_blank=True))
 
 
 class ReloadResponseSerializer(serializers.Serializer):
@@ -378,7 +391,10 @@ class TargetGroupSerializer(serializers.Serializer):
 
     `device_id` and `device_type` stay on every series scraped from the device;
     `__meta_edge_*` exist for relabelling only (Prometheus drops labels starting with `__`
-    once relabelling is done).
+    once relabelling is done). The device's labels are there too, their keys as Prometheus
+    label names (devices.labels.prometheus_label_name: `example.com/rack` is
+    `example_com_rack`); where two keys give one name the last key in sorted order wins,
+    and the server's own labels win over any of them.
     """
 
     targets = serializers.ListField(
@@ -389,12 +405,17 @@ class TargetGroupSerializer(serializers.Serializer):
     labels = TargetLabelsField()
 
     def to_representation(self, target: ScrapeTarget) -> dict[str, Any]:
-        labels = {
-            "device_id": target.device_id,
-            "device_type": target.device_type,
-            "__meta_edge_status": target.status,
-            "__meta_edge_reload_port": str(target.reload_port),
-        }
+        # The device's own labels first, so that the server's (device_id, device_type,
+        # __meta_edge_*) win where a sanitised name meets one of them.
+        labels = {prometheus_label_name(k): v for k, v in sorted(target.labels.items())}
+        labels.update(
+            {
+                "device_id": target.device_id,
+                "device_type": target.device_type,
+                "__meta_edge_status": target.status,
+                "__meta_edge_reload_port": str(target.reload_port),
+            }
+        )
         shared = self.context.get("shared_addresses", {}).get(target.ip_address, ())
         shared_with = [i for i in shared if i != target.device_id]
         if shared_with:

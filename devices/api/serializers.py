@@ -19,6 +19,7 @@ from devices.choices import (
     DEFAULT_RELOAD_PORT,
     DeviceStatus,
 )
+from devices.labels import MAX_LABELS, InvalidLabel, validate_labels
 from devices.validation import (
     DEVICE_TYPE_MAX_LENGTH,
     address_allowed,
@@ -281,3 +282,40 @@ class TargetsQuerySerializer(serializers.Serializer):
     """`?status=`: only the devices of one contract status (default: every status)."""
 
     status = serializers.ChoiceField(choices=DeviceStatus.choices, required=False)
+
+
+_LABEL_NAME = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = f"^(?:[a-z0-9](?:[-a-z0-9]{{0,61}}[a-z0-9])?/)?{_LABEL_NAME}$"
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": _LABEL_KEY},
+        "additionalProperties": {"type": "string", "pattern": f"^(?:{_LABEL_NAME})?$"},
+        "maxProperties": MAX_LABELS,
+        "example": {"site": "lab-3", "rack": "r2"},
+    }
+)
+class LabelsField(serializers.Field):
+    """Labels in Kubernetes' syntax (devices.labels.validate_labels): `invalid_label`,
+    naming the bad key or value, for anything else."""
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        try:
+            return validate_labels(data)
+        except InvalidLabel as exc:
+            raise _invalid(str(exc), "invalid_label") from exc
+
+    def to_representation(self, value: dict[str, str]) -> dict[str, str]:
+        return value
+
+
+class DeviceLabelsSerializer(serializers.Serializer):
+    """Body of `PUT /devices/{id}/labels`: the whole label set (other keys are ignored)."""
+
+    labels = LabelsField(
+        help_text="Keys `[prefix/]name` (name 1-63 of letters, digits, `-_.`, starting and "
+        "ending alphanumeric; prefix a DNS subdomain); values empty or 1-63 of the same; "
+        f"at most {MAX_LABELS}"
+    )

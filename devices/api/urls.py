@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from devices.api import fleet, profiles, prometheus, views
+from devices.api import fleet, labels, profiles, prometheus, views
 from devices.api.hotpath import CONFIG_ROUTE
 
 # A path segment; on the config route any characters (a slash, a newline) reach the id
@@ -44,6 +44,9 @@ urlpatterns = [
         name="device-local-config",
     ),
     re_path(rf"^devices/{DEVICE}/ip/?$", views.DeviceAddressView.as_view(), name="device-ip"),
+    re_path(
+        rf"^devices/{DEVICE}/labels/?$", labels.DeviceLabelsView.as_view(), name="device-labels"
+    ),
     re_path(rf"^devices/{DEVICE}/?$", views.DeviceDetailView.as_view(), name="device-detail"),
     re_path(r"^metrics/summary/?$", fleet.SummaryView.as_view(), name="metrics-summary"),
     re_path(

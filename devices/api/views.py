@@ -19,6 +19,7 @@ from devices.api import responses as r
 from devices.api import serializers as s
 from devices.api.base import DeviceApiView
 from devices.api.hotpath import plain_call
+from devices.api.selecting import SELECTOR, selector_request
 from devices.choices import DeviceStatus, ReloadStatus
 from devices.exceptions import DeviceNotFound
 from devices.layering import device_explain
@@ -426,15 +427,21 @@ class DevicesReloadView(DeviceDetailView):
     @extend_schema(
         operation_id="devices_reload",
         request=None,
-        responses={200: r.BulkReloadSerializer, **_errors(*OPERATOR)},
+        parameters=[SELECTOR],
+        responses={200: r.BulkReloadSerializer, **_errors(*OPERATOR, "invalid_selector")},
         tags=["devices"],
     )
     def post(self, request: Request) -> Response:
-        """Reload every device at once (concurrently, bounded by PROBE_CONCURRENCY).
+        """Reload every device at once (concurrently, bounded by PROBE_CONCURRENCY), or
+        only those `?selector=` matches.
 
         A device without an address is "skipped" and counted in `failed`.
         """
-        results = runtime.devices_reload(devices=selectors.device_list())
+        selector = selector_request(request.query_params)
+        devices = selectors.device_list()
+        if selector:
+            devices = selectors.device_selected(selector, devices)
+        results = runtime.devices_reload(devices=devices)
         return Response(r.BulkReloadSerializer(results).data)
 
     @extend_schema(
@@ -447,3 +454,4 @@ class DevicesReloadView(DeviceDetailView):
         """`PATCH /devices/{id}` of the device whose id is `reload`."""
         self.validated_device_id = device_id
         return super().patch(request, device_id=device_id)
+
