@@ -13,10 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from devices import profiles, selectors
+from devices import profiles
 from devices.admin.actions import admin_actor
 from devices.admin.forms import PrettyJSONEncoder
 from devices.admin.saving import SavedThroughServices
+from devices.catalogue import metric_catalogue
 from devices.exceptions import InvalidProfile, ProfileError
 from devices.layering import profile_preview
 from devices.models import Profile, ProfileRevision
@@ -28,7 +29,7 @@ PREVIEW_DEVICES_SHOWN = 100
 
 def metric_names() -> list[str]:
     """Every metric name a device has reported, for the checkboxes."""
-    return [m["name"] for m in selectors.metric_catalogue()["metrics"]]
+    return [m["name"] for m in metric_catalogue()["metrics"]]
 
 
 class ProfileForm(forms.ModelForm):

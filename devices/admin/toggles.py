@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from devices import selectors, services
 from devices.admin.actions import admin_actor
+from devices.catalogue import metric_catalogue
 from devices.exceptions import DeviceError
 from devices.layering import device_explain
 
@@ -27,7 +28,7 @@ def _rows(device_id: str) -> tuple[Any, list[dict[str, Any]]]:
     explained = device_explain(device)
     served = explained["config"].get("metrics")
     served = served if isinstance(served, dict) else {}
-    catalogue = selectors.metric_catalogue(device_type=device.device_type)["metrics"]
+    catalogue = metric_catalogue(device_type=device.device_type)["metrics"]
     names = sorted({m["name"] for m in catalogue} | set(served))
     keys = explained["keys"]
     rows = []

@@ -10,10 +10,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from devices import profiles, selectors
+from devices import profiles
 from devices.api.base import DeviceApiView
 from devices.api.responses import rfc3339
 from devices.api.views import BODY, OPERATOR, _errors
+from devices.catalogue import metric_catalogue
 from devices.models import Profile, ProfileRevision
 
 PROFILE = (*OPERATOR, "Profile not found")
@@ -240,5 +241,5 @@ class MetricCatalogueView(DeviceApiView):
         """The metric names devices have reported (their `metrics` dict), with how many
         devices have each enabled in what they are served."""
         device_type = request.query_params.get("device_type") or None
-        catalogue: dict[str, Any] = selectors.metric_catalogue(device_type=device_type)
+        catalogue: dict[str, Any] = metric_catalogue(device_type=device_type)
         return Response(CatalogueSerializer(catalogue).data)
