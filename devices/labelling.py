@@ -18,7 +18,7 @@ from devices.exceptions import DeviceNotFound, LabelsRefused
 from devices.labels import InvalidLabel, validate_labels
 from devices.layering import devices_relayer
 from devices.models import Device, DeviceHealth
-from devices.services import _locked_device
+from devices.services import locked_device
 from edgeserver.db import write_transaction
 from users.actors import Actor
 
@@ -44,7 +44,7 @@ def device_labels_set(*, device_id: str, labels: Mapping[str, str], actor: Actor
     except InvalidLabel as exc:
         raise LabelsRefused(device_id, str(exc)) from exc
     with write_transaction():
-        device = _locked_device(device_id)
+        device = locked_device(device_id)
         if device is None:
             raise DeviceNotFound(device_id)
         if device.labels == wanted:

@@ -66,7 +66,7 @@ def _check_if_match(device: Device | None, if_match: str | None, device_id: str)
     raise VersionMismatch(device_id, if_match=if_match, current=current)
 
 
-def _locked_device(device_id: str) -> Device | None:
+def locked_device(device_id: str) -> Device | None:
     """The device, row-locked until the transaction ends (PostgreSQL; SQLite's IMMEDIATE
     transactions already hold the database's write lock), with its observation."""
     locked = (
@@ -165,7 +165,7 @@ def _store(
     """Inside the write transaction: lock, build the new config on the device's base
     config, layer it (devices.layering), store it with a revision (and where the device
     itself called from)."""
-    device = _locked_device(device_id)
+    device = locked_device(device_id)
     _check_if_match(device, if_match, device_id)
     current = DeviceConfig.of(device) if device is not None else None
     written = build(base_config(device) if device is not None else None)
@@ -488,7 +488,7 @@ def device_delete(*, device_id: str, actor: Actor, if_match: str | None = None) 
     """DELETE /config/{id}: remove the device; its history stays."""
     with write_transaction(durable=False):
         transaction.on_commit(config_changed)
-        device = _locked_device(device_id)
+        device = locked_device(device_id)
         if device is None:
             raise DeviceNotFound(device_id)
         _check_if_match(device, if_match, device_id)
