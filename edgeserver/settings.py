@@ -237,6 +237,7 @@ INSTALLED_APPS = [
     "users",
     "devices",
     "k8sbridge",
+    "rollouts",
 ]
 
 MIDDLEWARE = [
