@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from devices import client
 from devices.choices import DeviceStatus
-from devices.layers import leaves, lookup
+from devices.layers import found, leaves, lookup
 from devices.models import Device
 from rollouts import selectors, services
 from rollouts.choices import DeviceState, RolloutStatus
@@ -43,6 +43,9 @@ CONFIRM_INTERVAL = 1.0
 
 
 def _same(a: Any, b: Any) -> bool:
+    """JSON equality of two looked-up values, either of which may be missing."""
+    if not found(a) or not found(b):
+        return found(a) == found(b)
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
