@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from devices.admin.actions import admin_actor
@@ -30,7 +31,7 @@ BUTTONS = {"running": ["pause", "abort"], "paused": ["resume", "abort"]}
 
 @admin.register(Rollout)
 class RolloutAdmin(admin.ModelAdmin):
-    list_display = ("id", "profile_name", "versions", "status", "progress", "started", "reason")
+    list_display = ("id", "profile_name", "versions", "badge", "progress", "started", "reason")
     list_display_links = ("id", "profile_name")
     list_filter = ("status", "profile_name")
     search_fields = ("profile_name",)
@@ -56,6 +57,14 @@ class RolloutAdmin(admin.ModelAdmin):
     @admin.display(description="versions")
     def versions(self, rollout: Rollout) -> str:
         return f"v{rollout.from_version} → v{rollout.to_version}"
+
+    @admin.display(description="status", ordering="status")
+    def badge(self, rollout: Rollout) -> str:
+        return format_html(
+            '<span class="ems-badge ems-rollout-{}">{}</span>',
+            rollout.status,
+            rollout.get_status_display(),
+        )
 
     @admin.display(description="devices")
     def progress(self, rollout: Rollout) -> str:
