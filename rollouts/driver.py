@@ -33,6 +33,7 @@ from devices.layers import found, leaves, lookup
 from devices.models import Device
 from rollouts import selectors, services
 from rollouts.choices import DeviceState, RolloutStatus
+from rollouts.exceptions import TransitionRefused
 from rollouts.models import Rollout, RolloutDevice
 from rollouts.services import Check
 
@@ -99,6 +100,8 @@ class RolloutDriver:
         for rollout in selectors.active_rollouts():
             try:
                 self.advance(rollout)
+            except TransitionRefused:
+                pass  # an operator ended it meanwhile
             except Exception:
                 logger.exception("Rollout %d: step failed; trying again", rollout.pk)
 
@@ -127,7 +130,8 @@ class RolloutDriver:
             return
         current = next((w for w in progress.waves if w.wave.completed_at is None), None)
         if current is None:
-            if self.leading():
+            # Promoting reaches every matching device: a paused rollout waits for resume.
+            if rollout.status == RolloutStatus.RUNNING and self.leading():
                 services.rollout_end(
                     rollout_id=rollout.pk,
                     status=RolloutStatus.SUCCEEDED,

@@ -62,11 +62,11 @@ def rollout_start(
     """`POST /profiles/{name}/rollouts`: `config` becomes the profile's staged next version
     and the rollout is planned over the devices the profile matches now; the leader's
     driver applies the canary at its next tick. Checks everything before writing."""
+    profile = profile_get(name=profile_name)
     checked = strategy_of(strategy)
     problem = config_problem(config)
     if problem:
         raise InvalidProfile(profile_name, problem)
-    profile = profile_get(name=profile_name)
     running = active_rollout(profile_name)
     if running is not None:
         raise ProfileStaged(

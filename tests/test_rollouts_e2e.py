@@ -59,7 +59,8 @@ def test_a_change_the_devices_apply_is_confirmed_wave_by_wave(fleet):
 
     # Whenever the rollout says a device is pending, it was served the previous version.
     seen_pending = set()
-    while True:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         served = {device_id: fleet.served(device_id) for device_id in order}
         body = fleet.rollout(rollout_id)
         for device in body["devices"]:
@@ -169,8 +170,7 @@ def test_pause_holds_the_next_wave_resume_goes_on_abort_rolls_back(fleet):
     assert [fleet.states(deadline_body)[d] for d in order[1:]] == ["pending"] * 3
 
     assert fleet.act(rollout_id, "resume").json()["status"] == "running"
-    body = fleet.wait_rollout(rollout_id, lambda b: b["waves"][0]["confirmed"] == 2, what="wave 1")
-    assert body["waves"][1]["started_at"] is None or body["status"] == "running"
+    fleet.wait_rollout(rollout_id, lambda b: b["waves"][0]["confirmed"] == 2, what="wave 1")
     aborted = fleet.act(rollout_id, "abort")
     assert aborted.status_code == 200, aborted.text
     body = aborted.json()

@@ -26,6 +26,9 @@ START_KINDS = ("Profile not found", "invalid_profile", "invalid_strategy", "roll
 # The newest rollouts a list answers with (`total` counts them all).
 LIST_LIMIT = 200
 MAX_ID = 2**63 - 1
+ROLLOUT_ID = OpenApiParameter(
+    "rollout_id", {"type": "integer", "minimum": 1}, OpenApiParameter.PATH, description="Its id"
+)
 
 
 def _rollout_id(raw: str) -> int:
@@ -87,6 +90,7 @@ class RolloutListView(DeviceApiView):
 class RolloutDetailView(DeviceApiView):
     @extend_schema(
         operation_id="rollout_get",
+        parameters=[ROLLOUT_ID],
         responses={200: RolloutSerializer, **_errors(*ROLLOUT)},
         tags=["rollouts"],
     )
@@ -106,6 +110,7 @@ def _action_view(action: str, summary: str):
     class RolloutActionView(DeviceApiView):
         @extend_schema(
             operation_id=f"rollout_{action}",
+            parameters=[ROLLOUT_ID],
             request=None,
             responses={200: RolloutSerializer, **_errors(*ROLLOUT, "invalid_rollout_transition")},
             tags=["rollouts"],
