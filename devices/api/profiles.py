@@ -19,14 +19,32 @@ from devices.models import Profile, ProfileRevision
 PROFILE = (*OPERATOR, "Profile not found")
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, never a number made into one (DRF's CharField takes 0 as "0")."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, never a string or a boolean made into one."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProfileBodySerializer(serializers.Serializer):
-    selector = serializers.CharField(
+    selector = StrictCharField(
         allow_blank=True,
         trim_whitespace=False,
         default="",
         help_text="Kubernetes label selector over labels and device_type; empty: every device",
     )
-    priority = serializers.IntegerField(default=0, help_text="Higher wins where keys overlap")
+    priority = StrictIntegerField(default=0, help_text="Higher wins where keys overlap")
     config = serializers.DictField(
         help_text="Config keys for the matching devices (dicts merge key by key)"
     )

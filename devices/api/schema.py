@@ -46,10 +46,20 @@ class IPAddressFieldSchema(OpenApiSerializerFieldExtension):
 
 
 def device_id_parameters(result: dict[str, Any], generator: Any, request: Any, public: bool):
-    """Every `{device_id}` path parameter follows the one device id rule."""
-    for operations in result.get("paths", {}).values():
+    """Every `{device_id}` path parameter follows the one device id rule, and every profile
+    `{name}` the profile name rule."""
+    from devices.profiles import PROFILE_NAME
+
+    for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
+                if (
+                    path.startswith("/profiles/{name}")
+                    and parameter.get("in") == "path"
+                    and parameter.get("name") == "name"
+                ):
+                    parameter["schema"] = {"type": "string", "pattern": PROFILE_NAME.pattern}
+                    parameter["description"] = "The profile's name, e.g. lab-gpu"
                 if parameter.get("in") == "path" and parameter.get("name") == "device_id":
                     parameter["schema"] = {
                         "type": "string",

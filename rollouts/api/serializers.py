@@ -14,32 +14,37 @@ from rollouts.models import Rollout, RolloutDevice
 from rollouts.selectors import Progress, WaveProgress, rollout_progress
 
 
-class StrategySerializer(serializers.Serializer):
-    """Documents the strategy; the service checks it (rollouts.strategy)."""
-
-    canary = serializers.IntegerField(
-        min_value=0, max_value=100_000, required=False, help_text="Devices first (default 1)"
-    )
-    waves = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=100),
-        min_length=1,
-        max_length=20,
-        required=False,
-        help_text="Ascending cumulative percentages of the devices after the canary, ending "
-        "at 100 (default [10, 50, 100])",
-    )
-    wave_wait_seconds = serializers.IntegerField(
-        min_value=0, max_value=86_400, required=False, help_text="After a wave (default 60)"
-    )
-    confirm_timeout_seconds = serializers.IntegerField(
-        min_value=1, max_value=86_400, required=False, help_text="Per device (default 120)"
-    )
-    max_failure_percent = serializers.FloatField(
-        min_value=0, max_value=100, required=False, help_text="Of devices attempted (default 10)"
-    )
+def _integer(low: int, high: int, description: str) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high, "description": description}
 
 
-@extend_schema_field(StrategySerializer)
+# The strategy as the schema says it (the service checks it: rollouts.strategy).
+STRATEGY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "canary": _integer(0, 100_000, "Devices first (default 1)"),
+        "waves": {
+            "type": "array",
+            "items": _integer(1, 100, "A cumulative percentage"),
+            "minItems": 1,
+            "maxItems": 20,
+            "description": "Ascending cumulative percentages of the devices after the canary, "
+            "ending at 100 (default [10, 50, 100])",
+        },
+        "wave_wait_seconds": _integer(0, 86_400, "After a wave completed (default 60)"),
+        "confirm_timeout_seconds": _integer(1, 86_400, "Per device (default 120)"),
+        "max_failure_percent": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "description": "Of the devices attempted (default 10)",
+        },
+    },
+}
+
+
+@extend_schema_field(STRATEGY_SCHEMA)
 class StrategyField(serializers.JSONField):
     """Any JSON here: the service checks it, so every problem is `invalid_strategy`."""
 
