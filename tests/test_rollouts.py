@@ -159,9 +159,11 @@ def test_the_rollout_routes_answer_lists_filters_and_refusals(api, profile):
 
 
 def test_metrics_report_rollouts_by_status_and_devices_by_state(api, profile):
-    send(api, "POST", "/profiles/lab/rollouts", {"config": {"x": 1}, "strategy": GOOD})
+    body = {"config": {"x": 1}, "strategy": GOOD}
+    rollout_id = send(api, "POST", "/profiles/lab/rollouts", body).json()["id"]
     text = send(api, "GET", "/metrics").content.decode()
     assert 'ems_rollouts{status="running"} 1.0' in text
     assert 'ems_rollouts{status="succeeded"} 0.0' in text
-    assert 'ems_rollout_devices{rollout_id="1",profile="lab",state="pending"} 4.0' in text
-    assert 'ems_rollout_devices{rollout_id="1",profile="lab",state="confirmed"} 0.0' in text
+    labels = f'rollout_id="{rollout_id}",profile="lab"'
+    assert f'ems_rollout_devices{{{labels},state="pending"}} 4.0' in text
+    assert f'ems_rollout_devices{{{labels},state="confirmed"}} 0.0' in text
