@@ -411,13 +411,16 @@ def test_run_stops_when_its_parent_is_gone(settings):
 def test_listeners_are_the_registered_ones_and_those_the_settings_name(settings):
     from devices.monitor import load_listeners
     from k8sbridge.autosync import AutoSync
+    from rollouts.driver import RolloutDriver
 
     listeners = load_listeners(["tests.test_monitoring.RecordingListener"])
     assert [type(listener) for listener in listeners] == [RecordingListener]
     settings.MONITOR_LISTENERS = []
-    assert [type(listener) for listener in load_listeners()] == [AutoSync]
+    assert [type(listener) for listener in load_listeners()] == [AutoSync, RolloutDriver]
     settings.MONITOR_LISTENERS = ["tests.test_monitoring.RecordingListener"]
-    assert [type(listener) for listener in load_listeners()] == [AutoSync, RecordingListener]
+    assert [type(listener) for listener in load_listeners()] == [
+        AutoSync, RolloutDriver, RecordingListener
+    ]  # fmt: skip
 
 
 def test_monitor_devices_once_command(api, exporters):
