@@ -23,6 +23,7 @@ COPY edgeserver ./edgeserver
 COPY devices ./devices
 COPY users ./users
 COPY k8sbridge ./k8sbridge
+COPY rollouts ./rollouts
 # Static files are collected here, because the runtime's root filesystem is read-only (a
 # throwaway key: no secret in the image). Then what the runtime never reads goes: the
 # Swagger UI copies only collectstatic reads (the assets are in the image once) and the

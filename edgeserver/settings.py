@@ -242,6 +242,7 @@ INSTALLED_APPS = [
     "users",
     "devices",
     "k8sbridge",
+    "rollouts",
 ]
 
 MIDDLEWARE = [

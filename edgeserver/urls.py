@@ -33,6 +33,7 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("k8sbridge.api.urls")),
+    path("", include("rollouts.api.urls")),
 ]
 
 handler400 = "edgeserver.api.errors.bad_request"

@@ -412,11 +412,12 @@ def test_listeners_are_the_registered_ones_and_those_the_settings_name(settings)
     from devices.monitor import load_listeners
     from devices.reconcile import ProfileReconcile
     from k8sbridge.autosync import AutoSync
+    from rollouts.driver import RolloutDriver
 
     listeners = load_listeners(["tests.test_monitoring.RecordingListener"])
     assert [type(listener) for listener in listeners] == [RecordingListener]
     settings.MONITOR_LISTENERS = []
-    registered = [ProfileReconcile, AutoSync]
+    registered = [ProfileReconcile, AutoSync, RolloutDriver]
     assert [type(listener) for listener in load_listeners()] == registered
     settings.MONITOR_LISTENERS = ["tests.test_monitoring.RecordingListener"]
     assert [type(listener) for listener in load_listeners()] == [*registered, RecordingListener]

@@ -29,7 +29,7 @@ from tests.support.ship import ROOT, SCRIPTS, tool
 
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT = SCRIPTS / "docker-entrypoint.sh"
-PACKAGES = ("edgeserver", "users", "devices", "k8sbridge")
+PACKAGES = ("edgeserver", "users", "devices", "k8sbridge", "rollouts")
 
 
 @dataclass

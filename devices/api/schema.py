@@ -46,7 +46,8 @@ class IPAddressFieldSchema(OpenApiSerializerFieldExtension):
 
 
 def device_id_parameters(result: dict[str, Any], generator: Any, request: Any, public: bool):
-    """Every `{device_id}` path parameter follows the one device id rule."""
+    """Every `{device_id}` path parameter follows the one device id rule, and every profile
+    `{name}` the profile name rule."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):

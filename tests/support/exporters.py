@@ -63,7 +63,9 @@ class Reply:
 class FakeExporter:
     """One exporter's management port (`reload_port`) on 127.0.0.1."""
 
-    def __init__(self, *, device_type: str = "jetson_orin", host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, *, device_type: str = "jetson_orin", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.host = host
         self.exporter_status = "healthy"
         self.running_config: dict[str, Any] = {
@@ -85,7 +87,8 @@ class FakeExporter:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, 0))
+        # `port`: the port of an exporter that stopped, to play its return.
+        self._listener.bind((host, port))
         self._listener.listen(1024)
         self.port: int = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()

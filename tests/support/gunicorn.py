@@ -82,7 +82,7 @@ def _static_root() -> Path:
     target = ROOT / ".test-results" / "static"
     manifest = target / "staticfiles.json"
     # Again when an app's static file changed since (a stale manifest makes pages fail).
-    apps = ("edgeserver", "devices", "k8sbridge", "users")
+    apps = ("edgeserver", "devices", "k8sbridge", "users", "rollouts")
     sources = [p for app in apps for p in (ROOT / app).glob("static/**/*") if p.is_file()]
     if not manifest.exists() or any(p.stat().st_mtime > manifest.stat().st_mtime for p in sources):
         subprocess.run(
