@@ -111,14 +111,17 @@ def matched_devices(profile: Profile) -> list[str]:
     return found
 
 
-def _record(profile: Profile, action: str, actor: Actor, note: str = "") -> None:
+def _record(
+    profile: Profile, action: str, actor: Actor, note: str = "", *, staged: bool = False
+) -> None:
+    """A revision of the profile as it is now (`staged`: of the version a rollout staged)."""
     ProfileRevision.objects.create(
         profile_name=profile.name,
-        version=profile.version,
+        version=profile.staged_version if staged else profile.version,
         action=action,
         selector=profile.selector,
         priority=profile.priority,
-        config=profile.config,
+        config=profile.staged_config if staged else profile.config,
         actor=actor.name,
         source=actor.source,
         note=note[:200],
@@ -261,6 +264,11 @@ def profile_stage_end(*, name: str, actor: Actor, promote: bool) -> list[str]:
             profile.version = profile.staged_version or profile.version + 1
             profile.updated_at = timezone.now()
             _record(profile, RevisionAction.UPDATED, actor, note="rolled out")
+        elif profile.staged_version is not None:
+            # The staged version was served to some devices: its number stays taken, and
+            # the history says what it was and that it went back.
+            note = f"rolled back: devices back to v{profile.version}"
+            _record(profile, RevisionAction.ROLLED_BACK, actor, note=note, staged=True)
         profile.staged_config = None
         profile.staged_version = None
         profile.save()

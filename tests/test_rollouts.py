@@ -155,7 +155,10 @@ def test_the_rollout_routes_answer_lists_filters_and_refusals(api, profile):
     # The profile is free again: a new rollout may start.
     again = send(api, "POST", "/profiles/lab/rollouts", {"config": {"x": 2}, "strategy": GOOD})
     assert again.status_code == 201, again.content
-    assert again.json()["from_version"] == 1
+    assert (again.json()["from_version"], again.json()["to_version"]) == (1, 3)
+    # The aborted version keeps its number, in the history as rolled back.
+    history = send(api, "GET", "/profiles/lab/history").json()["revisions"]
+    assert [(r["version"], r["action"]) for r in history] == [(2, "rolled_back"), (1, "created")]
 
 
 def test_metrics_report_rollouts_by_status_and_devices_by_state(api, profile):
