@@ -19,7 +19,7 @@ from django.utils import timezone
 from devices.choices import RevisionAction
 from devices.exceptions import InvalidProfile, ProfileNotFound, ProfileStaged
 from devices.labels import InvalidSelector, parse_selector
-from devices.layering import ProfileSet, devices_relayer
+from devices.layering import devices_relayer
 from devices.models import Device, Profile, ProfileRevision, StagedDevice
 from devices.validation import PROFILE_NAME
 from edgeserver.db import write_transaction
@@ -100,15 +100,13 @@ def profile_check(*, name: str, selector: Any, priority: Any, config: Any) -> No
 def matched_devices(profile: Profile) -> list[str]:
     """The ids of the devices `profile`'s selector matches now, in id order."""
     selector = parse_selector(profile.selector)
-    rows = Device.objects.order_by("device_id").values_list(
-        "device_id", "device_type", "labels", "base_config"
-    )
-    found = []
-    for device_id, device_type, labels, base in rows.iterator(chunk_size=2000):
-        kind = base["device_type"] if base else device_type
-        if selector.matches({**(labels or {}), "device_type": kind}):
-            found.append(device_id)
-    return found
+    # A profile never sets device_type, so the served one is the device's own.
+    rows = Device.objects.order_by("device_id").values_list("device_id", "device_type", "labels")
+    return [
+        device_id
+        for device_id, device_type, labels in rows.iterator(chunk_size=2000)
+        if selector.matches({**(labels or {}), "device_type": device_type})
+    ]
 
 
 def _record(
@@ -276,10 +274,3 @@ def profile_stage_end(*, name: str, actor: Actor, promote: bool) -> list[str]:
     reach = set(staged) | (set(matched_devices(profile)) if promote else set())
     note = f"profile {name} v{profile.version}" + (" (rolled out)" if promote else " (rollback)")
     return devices_relayer(device_ids=reach, actor=actor, note=note)
-
-
-def profiles_for_device(device: Device) -> list[str]:
-    """The names of the profiles that match `device` now, lowest priority first."""
-    labels = device.labels or {}
-    kind = (device.base_config or {}).get("device_type", device.device_type)
-    return [p.name for p in ProfileSet().matching(labels, kind)]
