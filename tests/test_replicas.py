@@ -24,6 +24,7 @@ import pytest
 import requests
 from django.conf import settings
 
+from edgeserver.runstate import LEADER_FILE
 from tests.support.balancer import Balancer
 from tests.support.exporters import FakeExporter
 from tests.support.gunicorn import (
@@ -76,8 +77,21 @@ class Replicas:
             )
         for server in started:
             wait_ready(server, 90)
+        for server in started:
+            self.wait_in_election(server)
         self.servers += started
         return started
+
+    @staticmethod
+    def wait_in_election(server: RunningServer, timeout: float = 60) -> None:
+        """Until the server's monitor has taken part in the election once (it has written
+        whether it leads): a server answers requests before its monitor has started, and a
+        handover timed from then would time the monitor's start-up, not the handover."""
+        state = Path(server.env["RUNTIME_DIR"]) / LEADER_FILE
+        deadline = time.monotonic() + timeout
+        while not state.exists():
+            assert time.monotonic() < deadline, f"{server.url}: no election within {timeout}s"
+            time.sleep(0.05)
 
     def stop(self, server: RunningServer) -> None:
         stop_gunicorn(server)
