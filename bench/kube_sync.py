@@ -24,7 +24,7 @@ import django
 # The fake API server's process: prints its URL, then answers one command a line on stdin
 # ("clear": forget the request log; "counts": print the request counts as JSON).
 SERVER = """
-import json, sys
+import json, sys, time
 from tests.support.kube_api import FakeKubeApi
 kube = FakeKubeApi()
 kube.add_namespace("monitoring")
@@ -34,11 +34,13 @@ print(kube.url, flush=True)
 for line in sys.stdin:
     if line.strip() == "clear":
         kube.clear_log()
+        started = time.process_time()
         print("{}", flush=True)
     elif line.strip() == "counts":
         print(json.dumps({"writes": len(kube.writes()),
                           "lists": len(kube.requests(verb="list")),
-                          "gets": len(kube.requests(verb="get"))}), flush=True)
+                          "gets": len(kube.requests(verb="get")),
+                          "api_cpu_seconds": time.process_time() - started}), flush=True)
 kube.stop()
 """
 

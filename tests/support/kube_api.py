@@ -29,6 +29,7 @@ read a log of every request.
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import ipaddress
 import json
@@ -383,6 +384,11 @@ def _requirements(selector: str) -> list[tuple[str, str, list[str]]]:
     return requirements
 
 
+def _copied(obj: Any) -> Any:
+    """A deep copy of a JSON document (what the store holds), at a third of deepcopy's cost."""
+    return json.loads(json.dumps(obj))
+
+
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return _matches(_requirements(selector), labels)
 
@@ -416,6 +422,8 @@ class FakeKubeApi:
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self._resource_version = 1000
+        # The last list's matching names, with what it was for (see _matching_names).
+        self._listed: tuple[tuple[str, str, str, int], list[str]] | None = None
         # Seconds each request waits before it is answered (outside the lock, so requests
         # in flight together overlap their waits as on a real server).
         self.latency = 0.0
@@ -775,6 +783,7 @@ class FakeKubeApi:
                     raise ApiFailure(404, "NotFound", f'namespaces "{call.name}" not found')
                 for key in [k for k in self.store if k[1] == call.name]:
                     del self.store[key]
+                self._bump()
                 return 200, {
                     "kind": "Status",
                     "apiVersion": "v1",
@@ -810,19 +819,12 @@ class FakeKubeApi:
             limit = int(call.query.get("limit") or 0)
         except ValueError:
             raise ApiFailure(400, "BadRequest", "limit must be an integer") from None
-        requirements = _requirements(selector)
-        matching = sorted(
-            name
-            for (resource, namespace, name), stored in self.store.items()
-            if resource == call.resource
-            and namespace == call.namespace
-            and name > after
-            and _matches(requirements, stored.obj["metadata"].get("labels") or {})
-        )
+        listed = self._matching_names(call.resource, call.namespace, selector)
+        matching = listed[bisect.bisect_right(listed, after) :] if after else listed
         page = matching[:limit] if limit else matching
         items = []
         for name in page:
-            item = copy.deepcopy(self.store[(call.resource, call.namespace, name)].obj)
+            item = _copied(self.store[(call.resource, call.namespace, name)].obj)
             item.pop("kind", None)
             item.pop("apiVersion", None)
             items.append(item)
@@ -836,6 +838,22 @@ class FakeKubeApi:
             "metadata": metadata,
             "items": items,
         }
+
+    def _matching_names(self, resource: str, namespace: str, selector: str) -> list[str]:
+        """The sorted names a list with this selector matches, kept until the next write
+        (a sync reads every page of a list in a row: each page need not scan the store)."""
+        key = (resource, namespace, selector, self._resource_version)
+        if self._listed is None or self._listed[0] != key:
+            requirements = _requirements(selector)
+            names = sorted(
+                name
+                for (r, ns, name), stored in self.store.items()
+                if r == resource
+                and ns == namespace
+                and _matches(requirements, stored.obj["metadata"].get("labels") or {})
+            )
+            self._listed = (key, names)
+        return self._listed[1]
 
     @staticmethod
     def _continue_token(call: Call, last_name: str) -> str:
