@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -132,6 +133,10 @@ def _next_version(name: str) -> int:
     return (latest or 0) + 1
 
 
+# A write that lost the race to create a profile is tried again (it then finds the row).
+_CREATE_RACE_ATTEMPTS = 3
+
+
 def _locked(name: str) -> Profile | None:
     return Profile.objects.select_for_update().filter(name=name).first()
 
@@ -150,26 +155,36 @@ def profile_put(
     """PUT /profiles/{name}: create or replace a profile; every device it matched or now
     matches is re-layered (and reloaded where its served config changed)."""
     profile_check(name=name, selector=selector, priority=priority, config=config)
-    now = timezone.now()
-    with write_transaction():
-        profile = _locked(name)
-        if profile is not None and profile.staged_config is not None:
-            raise ProfileStaged(name, "a rollout of this profile is running: pause or abort it")
-        values = {"selector": selector, "priority": priority, "config": dict(config)}
-        if profile is not None and all(getattr(profile, k) == v for k, v in values.items()):
-            return ProfileWrite(profile, created=False, changed=False, devices_changed=[])
-        before = set(matched_devices(profile)) if profile is not None else set()
-        created = profile is None
-        if created:
-            profile = Profile(name=name, created_at=now, version=_next_version(name))
-        else:
-            profile.version += 1
-        for key, value in values.items():
-            setattr(profile, key, value)
-        profile.updated_at = now
-        profile.save()
-        action = RevisionAction.CREATED if created else RevisionAction.UPDATED
-        _record(profile, action, actor)
+    values = {"selector": selector, "priority": priority, "config": dict(config)}
+    for attempt in range(_CREATE_RACE_ATTEMPTS):
+        try:
+            with write_transaction():
+                profile = _locked(name)
+                if profile is not None and profile.staged_config is not None:
+                    raise ProfileStaged(
+                        name, "a rollout of this profile is running: pause or abort it"
+                    )
+                if profile is not None and all(getattr(profile, k) == v for k, v in values.items()):
+                    return ProfileWrite(profile, created=False, changed=False, devices_changed=[])
+                before = set(matched_devices(profile)) if profile is not None else set()
+                created = profile is None
+                now = timezone.now()
+                if created:
+                    profile = Profile(name=name, created_at=now)
+                # Past every number the history holds (an aborted rollout's included).
+                profile.version = _next_version(name)
+                for key, value in values.items():
+                    setattr(profile, key, value)
+                profile.updated_at = now
+                profile.save()
+                action = RevisionAction.CREATED if created else RevisionAction.UPDATED
+                _record(profile, action, actor)
+            break
+        except IntegrityError:
+            # Another transaction created this profile (or its revision) first: on
+            # PostgreSQL a missing row locks nothing; the next attempt finds it locked.
+            if attempt == _CREATE_RACE_ATTEMPTS - 1:
+                raise
     reach = before | set(matched_devices(profile))
     note = f"profile {name} v{profile.version}"
     changed = devices_relayer(device_ids=reach, actor=actor, note=note)
@@ -185,7 +200,7 @@ def profile_delete(*, name: str, actor: Actor) -> list[str]:
         if profile.staged_config is not None:
             raise ProfileStaged(name, "a rollout of this profile is running: abort it first")
         reach = matched_devices(profile)
-        profile.version += 1
+        profile.version = _next_version(name)
         _record(profile, RevisionAction.DELETED, actor)
         profile.delete()
     return devices_relayer(device_ids=reach, actor=actor, note=f"profile {name} deleted")

@@ -269,3 +269,34 @@ def test_config_selector_lists_what_profiles_serve(api, anon):
     put_profile(api, "lab", {"interval": 5}, "site=lab")
     listed = send(api, "GET", "/config?selector=site%3Dlab").json()
     assert [(c["device_id"], c["interval"]) for c in listed["configs"]] == [("edge-1", 5)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_writers_creating_one_profile_at_once_both_succeed():
+    """On PostgreSQL a missing row locks nothing: both writers find no profile, and the
+    second's insert meets the first's. It is tried again, as an update."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    from devices.models import ProfileRevision
+    from devices.profiles import profile_put
+    from users.actors import Actor
+
+    start = Barrier(2)
+
+    def write(n: int):
+        start.wait()
+        try:
+            return profile_put(
+                name="race", selector="", priority=0, config={"n": n}, actor=Actor(name="t")
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        written = list(pool.map(write, range(2)))
+    assert sorted(w.created for w in written) == [False, True]
+    versions = ProfileRevision.objects.filter(profile_name="race").values_list("version", flat=True)
+    assert sorted(versions) == [1, 2]

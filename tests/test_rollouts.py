@@ -161,6 +161,22 @@ def test_the_rollout_routes_answer_lists_filters_and_refusals(api, profile):
     assert [(r["version"], r["action"]) for r in history] == [(2, "rolled_back"), (1, "created")]
 
 
+@pytest.mark.parametrize("then", ["PUT", "DELETE"])
+def test_after_an_aborted_rollout_the_profile_takes_a_version_of_its_own(api, profile, then):
+    """The aborted version's number stays taken: the next write numbers past it (it took
+    the same number and the history's uniqueness made it a 500)."""
+    started = send(api, "POST", "/profiles/lab/rollouts", {"config": {"x": 1}, "strategy": GOOD})
+    assert send(api, "POST", f"/rollouts/{started.json()['id']}/abort").status_code == 200
+    body = {"selector": "", "config": {"interval": 60}} if then == "PUT" else None
+    response = send(api, then, "/profiles/lab", body)
+    assert response.status_code == 200, response.content
+    if then == "PUT":
+        assert response.json()["version"] == 3
+    history = send(api, "GET", "/profiles/lab/history").json()["revisions"]
+    assert [r["version"] for r in history] == [3, 2, 1]
+    assert history[0]["action"] == ("updated" if then == "PUT" else "deleted")
+
+
 def test_metrics_report_rollouts_by_status_and_devices_by_state(api, profile):
     body = {"config": {"x": 1}, "strategy": GOOD}
     rollout_id = send(api, "POST", "/profiles/lab/rollouts", body).json()["id"]
