@@ -189,8 +189,15 @@ class KubeApi:
 
     def list(self, kind: Kind, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         """Every object of `kind` in `namespace` that matches the selector (every object
-        without one), a page of LIST_PAGE_SIZE per call."""
-        return [item for page in self._pages(kind, namespace, label_selector) for item in page]
+        without one), a page of LIST_PAGE_SIZE per call; without their managedFields,
+        which nothing here reads and which are most of what a real API server sends (each
+        page is trimmed as it arrives)."""
+        items = []
+        for page in self._pages(kind, namespace, label_selector):
+            for item in page:
+                (item.get("metadata") or {}).pop("managedFields", None)
+            items += page
+        return items
 
     def names(self, kind: Kind, namespace: str) -> set[str]:
         """The name of every object of `kind` in `namespace`, whoever's it is; each page

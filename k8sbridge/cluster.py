@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from k8sbridge.client import KubeApi
@@ -15,20 +16,29 @@ NamesInUse = dict[Kind, set[str] | None]
 
 
 def managed_objects(api: KubeApi, namespace: str) -> tuple[Objects, dict[Kind, str]]:
-    """Every managed object (one list call per kind), and why a kind could not be listed.
+    """Every managed object (the kinds listed at once, each in pages), and why a kind
+    could not be listed.
 
     A kind that could not be listed has no objects in the first map. Raises
     ClusterUnreachable when the API server does not answer.
     """
+
+    def listed(kind: Kind) -> list[dict] | KubeError:
+        try:
+            return api.list(kind, namespace, kind.selector)
+        except KubeError as exc:
+            return exc
+
+    # While the API server prepares one kind's page, the answer of another is parsed.
+    with ThreadPoolExecutor(max_workers=len(KINDS), thread_name_prefix="k8s-list") as pool:
+        answers = list(pool.map(listed, KINDS))
     actual: Objects = {}
     unlisted: dict[Kind, str] = {}
-    for kind in KINDS:
-        try:
-            items = api.list(kind, namespace, kind.selector)
-        except KubeError as exc:
-            if exc.unreachable:
-                raise ClusterUnreachable(str(exc)) from exc
-            unlisted[kind] = f"could not list {kind.resource}: {exc}"
+    for kind, items in zip(KINDS, answers, strict=True):
+        if isinstance(items, KubeError):
+            if items.unreachable:
+                raise ClusterUnreachable(str(items)) from items
+            unlisted[kind] = f"could not list {kind.resource}: {items}"
             continue
         actual.update({(kind, item["metadata"]["name"]): item for item in items})
     return actual, unlisted

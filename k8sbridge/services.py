@@ -120,13 +120,18 @@ def _sync(
 ) -> SyncResult:
     mode = settings.K8S_ENDPOINTS_MODE
     scope = None if device_ids is None else set(device_ids)
-    plans = fleet_plans() if scope is None else plans_for(scope)
+    # The cluster is listed while the devices are planned: the lists mostly wait on the
+    # API server, the planning is this process's work.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="k8s-listing") as pool:
+        listing = pool.submit(managed_objects, api, namespace)
+        plans = fleet_plans() if scope is None else plans_for(scope)
+        desired = desired_objects(plans, namespace, mode=mode)
+        actual, unlisted = listing.result()
     in_scope = [p for p in plans if scope is None or p.device_id in scope]
     result = SyncResult(namespace=namespace, dry_run=dry_run)
     result.total_healthy = sum(
         1 for p in in_scope if p.status == DeviceStatus.HEALTHY and p.device.ip_address
     )
-    actual, unlisted = managed_objects(api, namespace)
     result.errors, result.warnings = _list_problems(unlisted, mode)
     if result.errors:
         # Without the actual objects nothing can be compared, so nothing is written or
@@ -136,7 +141,6 @@ def _sync(
             if plan.publish or plan.failed:
                 result.add(_failed(plan, plan.problem if plan.failed else reason))
         return result
-    desired = desired_objects(plans, namespace, mode=mode)
     groups = by_device(changes(desired, actual, scope=scope))
     in_use = names_in_use(api, namespace, [c for group in groups.values() for c in group])
     applier = _Applier(api, namespace, desired, actual, in_use, scope=scope, dry_run=dry_run)
