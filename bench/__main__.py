@@ -491,8 +491,10 @@ def bench_kubernetes(report: Report) -> None:
                f"{changed['seconds']:.2f} s, {changed['writes']} writes",
                f"exactly {changed['expected']} writes (3 per changed device)",
                changed["writes"] == changed["expected"])
-    report.add("memory", "peak RSS of the sync command (the API server runs apart)",
-               f"{runs['max_rss_mb']:.0f} MB", "< 200 MB", runs["max_rss_mb"] < 200)
+    report.add("memory", "peak RSS of `manage.py sync_kubernetes` (one more sync, unchanged)",
+               f"{runs['command_max_rss_mb']:.0f} MB (the benchmark's own process, which "
+               f"also migrated and seeded: {runs['max_rss_mb']:.0f} MB)", "< 200 MB",
+               runs["command_max_rss_mb"] < 200)
 
 
 def pss_mib(pid: int) -> float:
