@@ -120,13 +120,7 @@ def _sync(
 ) -> SyncResult:
     mode = settings.K8S_ENDPOINTS_MODE
     scope = None if device_ids is None else set(device_ids)
-    # The cluster is listed while the devices are planned: the lists mostly wait on the
-    # API server, the planning is this process's work.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="k8s-listing") as pool:
-        listing = pool.submit(managed_objects, api, namespace)
-        plans = fleet_plans() if scope is None else plans_for(scope)
-        desired = desired_objects(plans, namespace, mode=mode)
-        actual, unlisted = listing.result()
+    plans, desired, (actual, unlisted) = _planned_and_listed(api, namespace, scope, mode)
     in_scope = [p for p in plans if scope is None or p.device_id in scope]
     result = SyncResult(namespace=namespace, dry_run=dry_run)
     result.total_healthy = sum(
@@ -172,6 +166,19 @@ def _sync(
             advanced()
     result.sort()
     return result
+
+
+def _planned_and_listed(
+    api: KubeApi, namespace: str, scope: set[str] | None, mode: str
+) -> tuple[list[DevicePlan], Objects, tuple[Objects, dict[Kind, str]]]:
+    """The devices' plans and desired objects, and what the cluster holds: listed while
+    the devices are planned (the lists mostly wait on the API server, the planning is this
+    process's work)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="k8s-listing") as pool:
+        listing = pool.submit(managed_objects, api, namespace)
+        plans = fleet_plans() if scope is None else plans_for(scope)
+        desired = desired_objects(plans, namespace, mode=mode)
+        return plans, desired, listing.result()
 
 
 def _failed(plan: DevicePlan, reason: str) -> ItemResult:
