@@ -201,7 +201,11 @@ def test_bulk_reload_of_an_empty_fleet(api):
     }
 
 
-def test_bulk_reload_with_silent_devices_takes_about_one_timeout(api, exporters):
+def test_bulk_reload_with_silent_devices_takes_about_one_timeout(api, exporters, settings):
+    # Long enough for one in-process exporter to answer 150 calls at once while this
+    # process's event loop makes them (at 0.5 s, the threads' turns at the GIL on a busy
+    # machine left some of them unanswered); every silent device still costs a timeout.
+    settings.RELOAD_TIMEOUT = 2.0
     alive, silent = exporters(), exporters()
     silent.set("POST", "/reload", Reply(hang=True))
     make_devices("alive", 150, alive.port)
@@ -211,7 +215,8 @@ def test_bulk_reload_with_silent_devices_takes_about_one_timeout(api, exporters)
     elapsed = time.monotonic() - started
     assert (body["total"], body["success"], body["failed"]) == (200, 150, 50)
     assert (alive.reloads, silent.reloads) == (150, 50)
-    assert elapsed < 0.5 + SLACK, elapsed
+    # All at once: less than a second timeout's worth, whatever the fleet's size.
+    assert elapsed < 2 * settings.RELOAD_TIMEOUT, elapsed
 
 
 def test_patch_of_a_device_named_reload_still_works(api, exporters):
