@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError
 from django.db.models import Max
 from django.utils import timezone
 
@@ -23,7 +22,7 @@ from devices.labels import InvalidSelector, parse_selector
 from devices.layering import devices_relayer
 from devices.models import Device, Profile, ProfileRevision, StagedDevice
 from devices.validation import PROFILE_NAME
-from edgeserver.db import write_transaction
+from edgeserver.db import write_retrying_create_race, write_transaction
 from users.actors import Actor
 
 MAX_CONFIG_BYTES = 64 * 1024
@@ -133,10 +132,6 @@ def _next_version(name: str) -> int:
     return (latest or 0) + 1
 
 
-# A write that lost the race to create a profile is tried again (it then finds the row).
-_CREATE_RACE_ATTEMPTS = 3
-
-
 def _locked(name: str) -> Profile | None:
     return Profile.objects.select_for_update().filter(name=name).first()
 
@@ -156,39 +151,39 @@ def profile_put(
     matches is re-layered (and reloaded where its served config changed)."""
     profile_check(name=name, selector=selector, priority=priority, config=config)
     values = {"selector": selector, "priority": priority, "config": dict(config)}
-    for attempt in range(_CREATE_RACE_ATTEMPTS):
-        try:
-            with write_transaction():
-                profile = _locked(name)
-                if profile is not None and profile.staged_config is not None:
-                    raise ProfileStaged(
-                        name, "a rollout of this profile is running: pause or abort it"
-                    )
-                if profile is not None and all(getattr(profile, k) == v for k, v in values.items()):
-                    return ProfileWrite(profile, created=False, changed=False, devices_changed=[])
-                before = set(matched_devices(profile)) if profile is not None else set()
-                created = profile is None
-                now = timezone.now()
-                if created:
-                    profile = Profile(name=name, created_at=now)
-                # Past every number the history holds (an aborted rollout's included).
-                profile.version = _next_version(name)
-                for key, value in values.items():
-                    setattr(profile, key, value)
-                profile.updated_at = now
-                profile.save()
-                action = RevisionAction.CREATED if created else RevisionAction.UPDATED
-                _record(profile, action, actor)
-            break
-        except IntegrityError:
-            # Another transaction created this profile (or its revision) first: on
-            # PostgreSQL a missing row locks nothing; the next attempt finds it locked.
-            if attempt == _CREATE_RACE_ATTEMPTS - 1:
-                raise
+    outcome = write_retrying_create_race(lambda: _put_locked(name, values, actor))
+    if isinstance(outcome, ProfileWrite):
+        return outcome
+    profile, created, before = outcome
     reach = before | set(matched_devices(profile))
     note = f"profile {name} v{profile.version}"
     changed = devices_relayer(device_ids=reach, actor=actor, note=note)
     return ProfileWrite(profile, created=created, changed=True, devices_changed=changed)
+
+
+def _put_locked(
+    name: str, values: dict[str, Any], actor: Actor
+) -> ProfileWrite | tuple[Profile, bool, set[str]]:
+    """In profile_put's transaction: the unchanged answer, or the profile stored with its
+    revision, whether it was created, and the devices it matched before."""
+    profile = _locked(name)
+    if profile is not None and profile.staged_config is not None:
+        raise ProfileStaged(name, "a rollout of this profile is running: pause or abort it")
+    if profile is not None and all(getattr(profile, k) == v for k, v in values.items()):
+        return ProfileWrite(profile, created=False, changed=False, devices_changed=[])
+    before = set(matched_devices(profile)) if profile is not None else set()
+    created = profile is None
+    now = timezone.now()
+    if created:
+        profile = Profile(name=name, created_at=now)
+    # Past every number the history holds (an aborted rollout's included).
+    profile.version = _next_version(name)
+    for key, value in values.items():
+        setattr(profile, key, value)
+    profile.updated_at = now
+    profile.save()
+    _record(profile, RevisionAction.CREATED if created else RevisionAction.UPDATED, actor)
+    return profile, created, before
 
 
 def profile_delete(*, name: str, actor: Actor) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -37,14 +37,10 @@ from devices.models import Device, DeviceHealth, DeviceRevision
 from devices.runtime import device_config_announce
 from devices.validation import address_allowed, address_not_allowed_message
 from edgeserver.api.addresses import ObservedAddress
-from edgeserver.db import write_transaction
+from edgeserver.db import write_retrying_create_race, write_transaction
 from users.actors import Actor
 
 logger = logging.getLogger(__name__)
-
-# Attempts of a write that lost a race to create the same device (PostgreSQL): the retry
-# finds the row the winner committed and updates it.
-_CREATE_RACE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -236,26 +232,21 @@ def _write(
     The transaction is durable: the reload below must reach the device after commit, or
     the device would fetch the old config.
     """
-    for attempt in range(_CREATE_RACE_ATTEMPTS):
-        try:
-            with write_transaction():
-                change = _store(
-                    device_id,
-                    build,
-                    actor=actor,
-                    action=action,
-                    create_action=create_action,
-                    if_match=if_match,
-                    note=note,
-                    adopt_ip=adopt_ip,
-                    contact=contact,
-                    explicit=explicit,
-                )
-            break
-        except IntegrityError:
-            # Another transaction created this device (or its revision) first.
-            if attempt == _CREATE_RACE_ATTEMPTS - 1:
-                raise
+    # Another transaction may create this device (or its revision) first.
+    change = write_retrying_create_race(
+        lambda: _store(
+            device_id,
+            build,
+            actor=actor,
+            action=action,
+            create_action=create_action,
+            if_match=if_match,
+            note=note,
+            adopt_ip=adopt_ip,
+            contact=contact,
+            explicit=explicit,
+        )
+    )
     if not change.changed and not (reload and change.device_differs):
         return WriteResult(device=change.device, created=False, changed=False)
     if change.changed:

@@ -15,12 +15,14 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Field, Model
+
+T = TypeVar("T")
 
 # Re-entrant so that a nested call fails in atomic(durable=True) instead of deadlocking.
 _thread_lock = threading.RLock()
@@ -64,6 +66,20 @@ def write_transaction(*, durable: bool = True) -> Iterator[None]:
                 yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def write_retrying_create_race(write: Callable[[], T], *, attempts: int = 3) -> T:
+    """`write()` in a write_transaction, tried again when it loses a race to create a row
+    (IntegrityError): on PostgreSQL a row that does not exist yet locks nothing, so two
+    writers may both set out to create it; the next attempt finds it and locks it."""
+    for attempt in range(attempts):
+        try:
+            with write_transaction():
+                return write()
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def dedicated_connection(purpose: str, *, timeout: float, **options: Any) -> Any:
